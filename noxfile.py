@@ -1,0 +1,123 @@
+"""Development tasks: ``nox`` runs tests, lint, typecheck and docs; other sessions on demand.
+
+Sessions:
+    tests      the test suite with branch coverage, on every supported Python
+    lint       ruff check and ruff format --check
+    typecheck  mypy --strict and pyright (strict) on the package, tests, benchmarks and this file
+    docs       mkdocs build --strict
+    fuzz       the property tests with the big Hypothesis profile
+    interop    the interoperability suite against real peers (mcp 1.30, the TypeScript SDK)
+    bench      the benchmark suite (``-- --smoke`` for the few-seconds check)
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+PYTHONS = ["3.10", "3.11", "3.12", "3.13"]
+PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
+
+nox.options.default_venv_backend = "venv"
+nox.options.reuse_existing_virtualenvs = False
+nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+
+
+def _find_pyenv_interpreters() -> None:
+    """Make every pyenv-installed CPython findable by nox, whatever ``pyenv global`` says.
+
+    pyenv's shims answer only for the selected versions; the interpreters themselves are
+    all there. Nothing changes on machines without pyenv.
+    """
+    root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
+    extra = [
+        path
+        for version in PYTHONS
+        if shutil.which(f"python{version}") is None
+        for path in sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))[-1:]
+    ]
+    if extra:
+        os.environ["PATH"] = os.pathsep.join([*extra, os.environ.get("PATH", "")])
+
+
+_find_pyenv_interpreters()
+
+
+def _install_test_deps(session: nox.Session) -> None:
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test"))
+
+
+@nox.session(python=PYTHONS)
+def tests(session: nox.Session) -> None:
+    """Run the test suite with branch coverage of trio_mcp_ws."""
+    _install_test_deps(session)
+    session.run(
+        "pytest",
+        "--cov=trio_mcp_ws",
+        "--cov-branch",
+        "--cov-report=term-missing:skip-covered",
+        "-m",
+        "not interop",
+        *session.posargs,
+    )
+
+
+@nox.session(python="3.11")
+def lint(session: nox.Session) -> None:
+    """Check style and formatting with ruff."""
+    session.install(*nox.project.dependency_groups(PYPROJECT, "lint"))
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session(python="3.11")
+def typecheck(session: nox.Session) -> None:
+    """Run mypy --strict and pyright in strict mode."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test", "typecheck"))
+    session.run("mypy")
+    session.run("pyright")
+
+
+@nox.session(python="3.11")
+def docs(session: nox.Session) -> None:
+    """Build the documentation site, treating every warning as an error."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
+    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+
+
+@nox.session(python="3.11")
+def fuzz(session: nox.Session) -> None:
+    """Run the property tests with the ``fuzz`` Hypothesis profile and report the counts."""
+    _install_test_deps(session)
+    session.run(
+        "pytest",
+        "-m",
+        "not interop",
+        "-p",
+        "tests.fuzz_report",
+        "--hypothesis-profile=fuzz",
+        "--hypothesis-show-statistics",
+        "-k",
+        "propert or stateful or fuzz",
+        *session.posargs,
+    )
+
+
+@nox.session(python="3.11")
+def interop(session: nox.Session) -> None:
+    """Build the peers' own environments, then run the interoperability suite."""
+    _install_test_deps(session)
+    session.run("python", "-m", "tests.interop.setup_peers")
+    session.run("pytest", "-m", "interop", "tests/interop", *session.posargs)
+
+
+@nox.session(python="3.11")
+def bench(session: nox.Session) -> None:
+    """Run the benchmarks against their baselines (pass ``-- --smoke`` for a quick check)."""
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "bench"))
+    session.run("python", "-m", "benchmarks", *session.posargs)

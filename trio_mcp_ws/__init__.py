@@ -1,0 +1,38 @@
+"""trio-mcp-ws: a Trio-native WebSocket transport for the Model Context Protocol.
+
+The public API is re-exported here; the modules behind it are private. The testing helpers
+(`trio_mcp_ws.testing`) and Hypothesis strategies (`trio_mcp_ws.strategies`) are not
+imported by ``import trio_mcp_ws``, so Hypothesis stays optional.
+"""
+
+from __future__ import annotations
+
+from ._codec import decode as decode
+from ._codec import encode as encode
+from ._errors import ConnectError as ConnectError
+from ._errors import ConnectionClosedError as ConnectionClosedError
+from ._errors import ConnectRefusedError as ConnectRefusedError
+from ._errors import ConnectTimeoutError as ConnectTimeoutError
+from ._errors import HandshakeError as HandshakeError
+from ._errors import HandshakeRejectedError as HandshakeRejectedError
+from ._errors import MessageDecodeError as MessageDecodeError
+from ._errors import NameResolutionError as NameResolutionError
+from ._errors import TLSError as TLSError
+from ._errors import TransportError as TransportError
+from ._version import __version__ as __version__
+
+__all__ = [
+    "ConnectError",
+    "ConnectRefusedError",
+    "ConnectTimeoutError",
+    "ConnectionClosedError",
+    "HandshakeError",
+    "HandshakeRejectedError",
+    "MessageDecodeError",
+    "NameResolutionError",
+    "TLSError",
+    "TransportError",
+    "__version__",
+    "decode",
+    "encode",
+]
