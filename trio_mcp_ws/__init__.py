@@ -7,6 +7,8 @@ imported by ``import trio_mcp_ws``, so Hypothesis stays optional.
 
 from __future__ import annotations
 
+from ._client import SUBPROTOCOL as SUBPROTOCOL
+from ._client import websocket_client as websocket_client
 from ._codec import decode as decode
 from ._codec import encode as encode
 from ._errors import ConnectError as ConnectError
@@ -19,9 +21,14 @@ from ._errors import MessageDecodeError as MessageDecodeError
 from ._errors import NameResolutionError as NameResolutionError
 from ._errors import TLSError as TLSError
 from ._errors import TransportError as TransportError
+from ._pump import ReadChannel as ReadChannel
+from ._pump import WriteChannel as WriteChannel
+from ._tws import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from ._version import __version__ as __version__
 
 __all__ = [
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "SUBPROTOCOL",
     "ConnectError",
     "ConnectRefusedError",
     "ConnectTimeoutError",
@@ -30,9 +37,12 @@ __all__ = [
     "HandshakeRejectedError",
     "MessageDecodeError",
     "NameResolutionError",
+    "ReadChannel",
     "TLSError",
     "TransportError",
+    "WriteChannel",
     "__version__",
     "decode",
     "encode",
+    "websocket_client",
 ]

@@ -8,9 +8,12 @@ plain sockets keeps working.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from mcp_types import RequestId
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from mcp_types import RequestId
 
 __all__ = [
     "ConnectError",
@@ -125,7 +128,9 @@ class HandshakeRejectedError(HandshakeError):
         self.headers = tuple(headers)
         self.body = body
         text = body[:200].decode("utf-8", "replace").strip()
-        super().__init__(f"server rejected the WebSocket handshake with HTTP {status_code}" + (f": {text}" if text else ""))
+        super().__init__(
+            f"server rejected the WebSocket handshake with HTTP {status_code}" + (f": {text}" if text else "")
+        )
 
 
 def _excerpt(frame: str | bytes, limit: int) -> str:

@@ -1,0 +1,255 @@
+"""`websocket_client`: connect to an MCP server over WebSocket and yield ``(read, write)``."""
+
+from __future__ import annotations
+
+import logging
+import re
+import socket
+import ssl
+from collections.abc import Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+from urllib.parse import urlsplit
+
+import trio
+
+from ._errors import (
+    ConnectError,
+    ConnectRefusedError,
+    ConnectTimeoutError,
+    NameResolutionError,
+    TLSError,
+)
+from ._pump import ReadChannel, WriteChannel, open_pump
+from ._scope import background_nursery
+from ._tws import DEFAULT_MAX_MESSAGE_SIZE, Connection, Limits
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
+__all__ = ["SUBPROTOCOL", "websocket_client"]
+
+logger = logging.getLogger("trio_mcp_ws")
+
+SUBPROTOCOL: Final = "mcp"
+"""The WebSocket subprotocol MCP uses (``Sec-WebSocket-Protocol: mcp``)."""
+
+Headers = Mapping[str, str] | Sequence[tuple[str, str]]
+"""Extra HTTP headers for the opening handshake, e.g. ``{"Authorization": "Bearer ..."}``."""
+
+# RFC 9110 token characters, for header names; values may not hold CR, LF or NUL.
+_TOKEN: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE: Final = re.compile(r"[\r\n\x00]")
+# Headers the WebSocket handshake itself owns; letting users set them breaks it.
+_RESERVED: Final = frozenset(
+    {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"}
+)
+
+
+@dataclass(frozen=True)
+class _Target:
+    secure: bool
+    host: str
+    port: int
+    resource: str
+    host_header: str
+
+
+@asynccontextmanager
+async def websocket_client(
+    url: str,
+    *,
+    headers: Headers | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    connect_timeout: float = 10.0,
+    close_timeout: float = 10.0,
+    ping_interval: float | None = 20.0,
+    ping_timeout: float = 20.0,
+) -> AsyncGenerator[tuple[ReadChannel, WriteChannel], None]:
+    """Connect to an MCP server over WebSocket and yield ``(read, write)`` channels.
+
+    A drop-in for the SDK's removed ``mcp.client.websocket.websocket_client``, and an
+    ``mcp.Client`` transport::
+
+        async with Client(websocket_client("ws://127.0.0.1:8000/mcp")) as client:
+            await client.list_tools()
+
+    The client offers exactly the ``mcp`` subprotocol; a server that selects none is
+    accepted (some real ones do).
+
+    Args:
+        url: A ``ws://`` or ``wss://`` URL.
+        headers: Extra handshake headers, e.g. ``{"Authorization": "Bearer <token>"}``.
+        ssl_context: TLS settings for ``wss://``; default: ``ssl.create_default_context()``.
+        max_message_size: Largest incoming message in bytes; a bigger one closes the
+            connection with 1009 and puts a `ConnectionClosedError` on the read channel.
+        connect_timeout: Seconds for TCP connect, TLS and the WebSocket handshake together.
+        close_timeout: Seconds for flushing accepted messages and the close handshake on exit.
+        ping_interval: Seconds between keepalive pings; ``None`` disables them.
+        ping_timeout: Seconds a pong may take before the connection is declared dead.
+
+    Yields:
+        ``(read, write)``: a ``trio.MemoryReceiveChannel[SessionMessage | Exception]`` and
+        a ``trio.MemorySendChannel[SessionMessage]``.
+
+    Raises:
+        ValueError: The URL is not ``ws://`` or ``wss://``, or a header is invalid.
+        ConnectRefusedError: Nothing listens at the address.
+        NameResolutionError: The host name does not resolve.
+        TLSError: The TLS handshake failed.
+        ConnectTimeoutError: Connecting took longer than ``connect_timeout``.
+        HandshakeRejectedError: The server answered the upgrade with an HTTP error.
+        HandshakeError: The server's answer was not a WebSocket upgrade.
+
+    Resource handling:
+        On exit every message accepted by ``write.send`` is sent, then the connection is
+        closed with 1000 (clean exit), 1001 (cancelled) or 1011 (the body raised), within
+        ``close_timeout``. No task outlives the ``async with``.
+
+    Error handling:
+        Undecodable frames arrive as `MessageDecodeError` values and the connection keeps
+        serving; an abnormal close arrives as one `ConnectionClosedError`, then the read
+        channel ends. A clean close by the peer just ends the read channel; later writes
+        are dropped (and logged) rather than failing the session. The body's own
+        exception propagates as itself, never inside an ExceptionGroup.
+    """
+    target = _parse_url(url)
+    extra_headers = _check_headers(headers)
+    limits = Limits(
+        max_message_size=max_message_size,
+        close_timeout=close_timeout,
+        ping_interval=ping_interval,
+        ping_timeout=ping_timeout,
+    )
+    if target.secure and ssl_context is None:
+        ssl_context = ssl.create_default_context()
+    async with background_nursery() as nursery:
+        conn = await _connect(
+            nursery,
+            target,
+            ssl_context=ssl_context if target.secure else None,
+            extra_headers=extra_headers,
+            limits=limits,
+            connect_timeout=connect_timeout,
+        )
+        logger.debug("connected to %s (subprotocol %r)", url, conn.ws.subprotocol)
+        async with open_pump(conn) as channels:
+            yield channels
+
+
+async def _connect(
+    nursery: trio.Nursery,
+    target: _Target,
+    *,
+    ssl_context: ssl.SSLContext | None,
+    extra_headers: list[tuple[bytes, bytes]],
+    limits: Limits,
+    connect_timeout: float,
+) -> Connection:
+    stream: trio.abc.Stream | None = None
+    with trio.move_on_after(connect_timeout) as scope:
+        try:
+            stream = await _open_stream(target, ssl_context)
+            return await Connection.open_client(
+                stream,
+                nursery,
+                host=target.host_header,
+                resource=target.resource,
+                subprotocols=[SUBPROTOCOL],
+                extra_headers=extra_headers,
+                limits=limits,
+            )
+        except BaseException:
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+            raise
+    if stream is not None:
+        with trio.CancelScope(shield=True):
+            await trio.aclose_forcefully(stream)
+    assert scope.cancelled_caught
+    raise ConnectTimeoutError(
+        f"connecting to {target.host}:{target.port} took longer than {connect_timeout}s"
+    )
+
+
+async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:
+    try:
+        tcp = await trio.open_tcp_stream(target.host, target.port)
+    except socket.gaierror as exc:
+        raise NameResolutionError(exc.errno, f"cannot resolve {target.host!r}: {exc.strerror}") from exc
+    except OSError as exc:
+        if _refused(exc):
+            raise ConnectRefusedError(
+                exc.errno or 111, f"connection to {target.host}:{target.port} refused"
+            ) from exc
+        raise ConnectError(f"cannot connect to {target.host}:{target.port}: {exc}") from exc
+    if ssl_context is None:
+        return tcp
+    tls = trio.SSLStream(tcp, ssl_context, server_hostname=target.host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
+        await trio.aclose_forcefully(tcp)
+        cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
+        raise TLSError(f"TLS handshake with {target.host}:{target.port} failed: {cause}") from exc
+    return tls
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether an OSError from trio.open_tcp_stream means every address refused us."""
+    if isinstance(exc, ConnectionRefusedError):
+        return True
+    cause = exc.__cause__
+    if cause is not None and hasattr(cause, "exceptions"):
+        inner: Sequence[BaseException] = getattr(cause, "exceptions")  # noqa: B009 - an ExceptionGroup
+        return bool(inner) and all(_refused(e) for e in inner)
+    return False
+
+
+def _parse_url(url: str) -> _Target:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("ws", "wss"):
+        raise ValueError(f"websocket_client needs a ws:// or wss:// URL, not {url!r}")
+    if not parts.hostname:
+        raise ValueError(f"URL has no host: {url!r}")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("credentials in the URL are not sent; pass an Authorization header instead")
+    secure = scheme == "wss"
+    default_port = 443 if secure else 80
+    try:
+        port = parts.port or default_port
+    except ValueError as exc:
+        raise ValueError(f"invalid port in URL {url!r}") from exc
+    host = parts.hostname
+    host_text = f"[{host}]" if ":" in host else host
+    host_header = host_text if port == default_port else f"{host_text}:{port}"
+    resource = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    return _Target(secure=secure, host=host, port=port, resource=resource, host_header=host_header)
+
+
+def _check_headers(headers: Headers | None) -> list[tuple[bytes, bytes]]:
+    """Validate user headers up front, raising ValueError.
+
+    trio-websocket would let a bad name escape later, as an h11 error inside an
+    ExceptionGroup from its reader task.
+    """
+    if headers is None:
+        return []
+    items = list(headers.items()) if isinstance(headers, Mapping) else list(headers)
+    checked: list[tuple[bytes, bytes]] = []
+    for name, value in items:
+        if not _TOKEN.match(name):
+            raise ValueError(f"invalid HTTP header name: {name!r}")
+        if _BAD_VALUE.search(value):
+            raise ValueError(f"invalid value for HTTP header {name!r}")
+        if name.lower() in _RESERVED:
+            raise ValueError(f"header {name!r} is set by the WebSocket handshake itself")
+        try:
+            checked.append((name.encode("ascii"), value.encode("latin-1")))
+        except UnicodeEncodeError as exc:
+            raise ValueError(f"header {name!r} has characters HTTP/1.1 cannot carry") from exc
+    return checked
