@@ -1,0 +1,33 @@
+"""The public surface: exactly what __all__ says, documented, and nothing heavy on import."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import typing
+
+import trio_mcp_ws
+
+
+def test_all_names_exist_and_are_documented() -> None:
+    for name in trio_mcp_ws.__all__:
+        obj = getattr(trio_mcp_ws, name)
+        if name.startswith("__") or isinstance(obj, (int, str)) or typing.get_origin(obj) is not None:
+            continue  # constants and type aliases are documented in the API reference
+        assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+
+
+def test_all_is_unique_and_complete() -> None:
+    assert len(set(trio_mcp_ws.__all__)) == len(trio_mcp_ws.__all__)
+    public = {name for name in vars(trio_mcp_ws) if not name.startswith("_") and name != "annotations"}
+    assert public == set(trio_mcp_ws.__all__) - {"__version__"}
+
+
+def test_testing_helpers_and_hypothesis_are_not_imported() -> None:
+    code = (
+        "import sys, trio_mcp_ws; "
+        "optional = ('hypothesis', 'trio_mcp_ws.testing', 'trio_mcp_ws.strategies'); "
+        "print(sorted(m for m in optional if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
