@@ -479,6 +479,12 @@ class Connection:
             # wsproto reports a frame it could not parse (1002, 1007 invalid UTF-8, ...) as
             # a close event without changing state; nothing was sent. Send the close frame.
             await self.fail(event.code, event.reason or "protocol error")
+            if ws.is_server:
+                # wsproto parses nothing after a parse failure, so the client's answering
+                # close frame can never be seen: close TCP now (RFC 6455 section 7.1.7)
+                # instead of waiting close_timeout for a client that waits for us.
+                await self.abort()
+                return False
             return True
         if state is ConnectionState.LOCAL_CLOSING:
             # Another parse failure while we wait for the peer's close: the stream is garbage.
