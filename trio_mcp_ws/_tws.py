@@ -322,6 +322,9 @@ class Connection:
             await self.abort()
         finally:
             self._handshake_failed(HandshakeError("connection closed during the opening handshake"))
+            # However the reader ended (cancelled from outside, too), nobody can see the
+            # peer's close frame now: wake aclose() instead of leaving it to close_timeout.
+            ws._close_handshake.set()  # pyright: ignore[reportPrivateUsage]
             self.reader_done.set()
 
     def _handshake_failed(self, failure: HandshakeError) -> None:
