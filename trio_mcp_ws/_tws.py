@@ -90,7 +90,9 @@ RECEIVE_BUFFER_SIZE: Final = 64 * 1024
 # consumer must stop the reader (and so TCP) quickly instead of growing memory.
 MESSAGE_QUEUE_SIZE: Final = 4
 
-_NORMAL_CLOSURES: Final = frozenset({1000, 1001})
+# 1005 ("no status code") is what an empty close frame reads as: browsers' and the
+# TypeScript SDK's close() send one when closing normally.
+_NORMAL_CLOSURES: Final = frozenset({1000, 1001, 1005})
 
 
 @dataclass(frozen=True)
@@ -135,7 +137,7 @@ class CloseRecord:
 
     @property
     def normal(self) -> bool:
-        """Whether this is a clean close (1000 normal, 1001 going away)."""
+        """Whether this is a clean close (1000 normal, 1001 going away, 1005 no status)."""
         return self.code in _NORMAL_CLOSURES
 
 
