@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import time
 from contextlib import asynccontextmanager
+from functools import partial
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any, cast
 
@@ -31,9 +32,10 @@ if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
     from mcp.client._transport import Transport
+    from mcp.client.client import ConnectMode
     from mcp.server.mcpserver import MCPServer
 
-# Our server refuses connections beyond a limit; the benchmarks open 1,000 at once.
+# Our server answers 503 beyond max_connections (default 512); the benchmarks open 1,000.
 MAX_CONNECTIONS = 4096
 
 # The text every ``call_tool`` sends to the ``echo`` tool.
@@ -63,65 +65,32 @@ def make_mcp_server() -> MCPServer:
     return server
 
 
-async def _serve(kind: str, buffer: int | None) -> None:
+async def _serve(kind: str) -> None:
     with trio.move_on_after(SERVER_LIFETIME):
         async with trio.open_nursery() as nursery:
-            port: int
-            if kind == "echo" and not hasattr(trio_mcp_ws, "serve"):
-                port = await _provisional_serve(nursery)
-            elif kind == "echo":
-                info: Any = await nursery.start(
-                    _start(trio_mcp_ws, "serve"), _echo_handler, "127.0.0.1", 0, **_server_options()
+            info: trio_mcp_ws.ServerInfo
+            if kind == "echo":
+                info = await nursery.start(
+                    partial(trio_mcp_ws.serve, _echo_handler, "127.0.0.1", 0, max_connections=MAX_CONNECTIONS)
                 )
-                port = info.port
             elif kind == "mcp":
                 info = await nursery.start(
-                    _start(trio_mcp_ws, "serve_mcp"), make_mcp_server(), "127.0.0.1", 0, **_server_options()
+                    partial(
+                        trio_mcp_ws.serve_mcp,
+                        make_mcp_server(),
+                        "127.0.0.1",
+                        0,
+                        max_connections=MAX_CONNECTIONS,
+                    )
                 )
-                port = info.port
             else:
                 raise SystemExit(f"unknown server kind {kind!r}")
-            say(READY, str(port))
-
-
-async def _provisional_serve(nursery: trio.Nursery) -> int:
-    """TEMPORARY, until `trio_mcp_ws.serve` lands: our connection and pump behind trio.serve_tcp."""
-    from functools import partial
-
-    from trio_mcp_ws._pump import open_pump
-    from trio_mcp_ws._scope import background_nursery
-    from trio_mcp_ws._tws import Connection, Limits
-
-    async def run(stream: trio.SocketStream) -> None:
-        async with stream, background_nursery() as inner:
-            try:
-                conn = await Connection.open_server(stream, inner, limits=Limits())
-            except trio_mcp_ws.HandshakeError:
-                return
-            assert conn.request is not None
-            await conn.request.accept(subprotocol="mcp")
-            async with open_pump(conn) as (read, write):
-                await _echo_handler(read, write)
-
-    listeners: list[trio.SocketListener] = await nursery.start(
-        partial(trio.serve_tcp, run, 0, host="127.0.0.1")
-    )
-    port: int = listeners[0].socket.getsockname()[1]
-    return port
-
-
-def _start(module: object, name: str) -> Any:
-    """``module.name``, looked up at run time: ``serve``/``serve_mcp`` are newer than this harness."""
-    return getattr(module, name)
-
-
-def _server_options() -> dict[str, Any]:
-    return {"max_connections": MAX_CONNECTIONS}
+            say(READY, str(info.port))
 
 
 def serve(kind: str, buffer: int | None) -> None:
     """Run the server ``kind`` until terminated or ``SERVER_LIFETIME`` runs out."""
-    trio.run(_serve, kind, buffer)
+    trio.run(_serve, kind)
 
 
 # -- client stacks ----------------------------------------------------------------------
@@ -142,7 +111,16 @@ class _OursLink:
 
 
 class Ours(Stack[SessionMessage]):
-    """`trio_mcp_ws.websocket_client` with its defaults."""
+    """`trio_mcp_ws.websocket_client` with its defaults.
+
+    Args:
+        mode: The ``mcp.Client`` connect mode for ``call_tool``: ``"auto"`` (the SDK's
+            default, the 2026-07-28 stateless era against our server) or ``"legacy"`` (the
+            ``initialize`` handshake era, the only one mcp 1.30 speaks).
+    """
+
+    def __init__(self, mode: ConnectMode = "auto") -> None:
+        self.mode: ConnectMode = mode
 
     def prepare(self, text: str) -> SessionMessage:
         return SessionMessage(jsonrpc_message_adapter.validate_json(text))
@@ -156,7 +134,7 @@ class Ours(Stack[SessionMessage]):
         from mcp import Client
 
         transport = cast("Transport", trio_mcp_ws.websocket_client(url))
-        async with Client(transport) as client:
+        async with Client(transport, mode=self.mode) as client:
             results.info["protocol"] = str(client.protocol_version)
             for _ in range(plan.warmup):
                 await client.call_tool("echo", {"text": CALL_TEXT})
@@ -178,9 +156,11 @@ class Ours(Stack[SessionMessage]):
 
 def stack(name: str, buffer: int | None) -> Stack[Any]:
     """The client stack called ``name``."""
-    if name != "ours":
-        raise SystemExit(f"unknown client stack {name!r}")
-    return Ours()
+    if name == "ours":
+        return Ours()
+    if name == "ours-legacy":
+        return Ours(mode="legacy")
+    raise SystemExit(f"unknown client stack {name!r}")
 
 
 if __name__ == "__main__":
