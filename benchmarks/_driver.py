@@ -128,7 +128,9 @@ async def _echo(stack: Stack[P], url: str, plan: EchoPlan, results: Results) -> 
             n = plan.stream_n[size]
             # Warm up allocators, caches and lazily imported code paths for this size.
             await stream(link, payload, max(1, min(plan.warmup, n // 5)))
+            cpu = time.process_time()
             results.stream_seconds[size] = await stream(link, payload, n)
+            results.stream_cpu_us[size] = (time.process_time() - cpu) / n * 1e6
             results.stream_n[size] = n
             results.rtt_us[size] = await round_trips(link, payload, plan.rtt_n[size])
 

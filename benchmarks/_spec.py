@@ -132,6 +132,7 @@ class Results:
 
     stream_seconds: dict[int, float] = field(default_factory=dict[int, float])
     stream_n: dict[int, int] = field(default_factory=dict[int, int])
+    stream_cpu_us: dict[int, float] = field(default_factory=dict[int, float])
     rtt_us: dict[int, list[float]] = field(default_factory=dict[int, list[float]])
     concurrency_seconds: float | None = None
     connect_seconds: float | None = None
@@ -152,6 +153,7 @@ class Results:
         return cls(
             stream_seconds={int(k): float(v) for k, v in raw["stream_seconds"].items()},
             stream_n={int(k): int(v) for k, v in raw["stream_n"].items()},
+            stream_cpu_us={int(k): float(v) for k, v in raw["stream_cpu_us"].items()},
             rtt_us={int(k): [float(x) for x in v] for k, v in raw["rtt_us"].items()},
             concurrency_seconds=raw["concurrency_seconds"],
             connect_seconds=raw["connect_seconds"],

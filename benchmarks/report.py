@@ -164,6 +164,18 @@ def markdown(summary: Summary, pictures: list[Path]) -> str:
         cell=lambda case, metric: rate(summary.median(case, metric)),
         prefix="stream:",
     )
+    cpu_cols = [(_size(size), f"cpu:{size}") for size in st.sizes]
+    lines += _value_and_ratio_tables(
+        summary,
+        title=(
+            "#### Client CPU time per streamed message (one send and one receive; lower is better, "
+            "and steadier than throughput on a busy machine)"
+        ),
+        ratio_title="#### Client CPU per message, ours / baseline (below 1.00x: ours is cheaper)",
+        columns=cpu_cols,
+        cell=lambda case, metric: micros(summary.median(case, metric)),
+        prefix="cpu:",
+    )
     rtt_cols = [(_size(size), f"rtt50:{size}") for size in st.sizes]
     lines += _value_and_ratio_tables(
         summary,

@@ -324,6 +324,7 @@ class Runner:
             results = self._finish(client, plan)
             for size, seconds in results.stream_seconds.items():
                 s.add(case.key, f"stream:{size}", results.stream_n[size] / seconds)
+                s.add(case.key, f"cpu:{size}", results.stream_cpu_us[size])
             for size, samples in results.rtt_us.items():
                 s.add(case.key, f"rtt50:{size}", percentile(samples, 0.5))
                 s.add(case.key, f"rtt99:{size}", percentile(samples, 0.99))
