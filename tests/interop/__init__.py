@@ -1,0 +1,1 @@
+"""Interoperability with real peers written by others (issue 5): ``nox -s interop``."""

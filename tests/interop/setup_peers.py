@@ -152,13 +152,12 @@ def main(argv: list[str] | None = None) -> None:
         help="fail when a peer cannot be set up (no Node.js), instead of letting its tests skip",
     )
     args = parser.parse_args(argv)
-    for name, step in (
-        ("mcp130", lambda: setup_mcp130(force=args.force)),
-        ("node", lambda: setup_node(force=args.force, require=args.require_all)),
-    ):
-        start = time.perf_counter()
-        outcome = step()
-        print(f"setup_peers {name}: {outcome} [{time.perf_counter() - start:.1f}s]", flush=True)
+    start = time.perf_counter()
+    outcome = setup_mcp130(force=args.force)
+    print(f"setup_peers mcp130: {outcome} [{time.perf_counter() - start:.1f}s]", flush=True)
+    start = time.perf_counter()
+    outcome = setup_node(force=args.force, require=args.require_all)
+    print(f"setup_peers node: {outcome} [{time.perf_counter() - start:.1f}s]", flush=True)
 
 
 if __name__ == "__main__":

@@ -113,6 +113,7 @@ async def slow(ctx: Context) -> str:
 @mcp.tool()
 async def hang_up(code: int = 1000, reason: str = "") -> str:
     """Close this connection with ``code`` while this very call is in flight."""
+    emit(event="hang_up", code=code)
     await CURRENT_WS.get().close(code=code, reason=reason)
     return "closed"
 
