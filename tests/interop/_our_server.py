@@ -4,17 +4,21 @@ Its tools mirror the mcp 1.30 server peer's, so every client peer runs the same 
 against either side: ``echo``, ``add``, ``fail`` (a tool error), ``big`` (a large text
 result), ``progress`` (progress and log notifications before the answer) and ``slow`` (never
 answers; `SlowProbe` tells the test when it started and when it was cancelled).
+`start_ours` runs it with ``serve_mcp`` on 127.0.0.1 and a port the OS picks.
 """
 
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.shared.exceptions import MCPDeprecationWarning
+
+from trio_mcp_ws import ServerInfo, serve_mcp
 
 
 @dataclass
@@ -76,3 +80,10 @@ def make_server(probe: SlowProbe) -> MCPServer:
             probe.exited.set()
 
     return server
+
+
+async def start_ours(nursery: trio.Nursery, probe: SlowProbe | None = None) -> ServerInfo:
+    """Run ``serve_mcp(make_server(probe))`` in ``nursery`` on 127.0.0.1:0, once it listens."""
+    server = make_server(probe or SlowProbe())
+    info: ServerInfo = await nursery.start(partial(serve_mcp, server, "127.0.0.1", 0))
+    return info

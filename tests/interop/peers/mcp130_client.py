@@ -15,7 +15,7 @@ Scenarios:
     hang    initialize, call ``slow`` (which never answers), then wait: until the server
             closes the connection, or stdin says ``close`` (leave the ``async with`` blocks:
             a clean close from this side) or ``exit`` (end the process at once: no close
-            frame).
+            frame). End of stdin counts as ``exit``.
 
 Output: one JSON object per line on stdout, e.g. ``{"event": "initialized", ...}``, then
 ``{"event": "close", "sent": 1000, "received": 1000, ...}`` with the close codes the
@@ -121,13 +121,20 @@ async def hang(session: ClientSession) -> None:
         tg.cancel_scope.cancel()
 
     async def watch_stdin() -> None:
+        # Polled on the event loop, not read in a worker thread: a thread blocked in
+        # readline() would keep the process alive after the scenario ends.
+        fd = sys.stdin.fileno()
+        buffered = b""
         while True:
-            line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-            if line.strip() == "close":
+            await anyio.wait_readable(fd)
+            chunk = os.read(fd, 4096)
+            buffered += chunk
+            command = buffered.split(b"\n", 1)[0].strip() if b"\n" in buffered or not chunk else b""
+            if command == b"close":
                 emit(event="closing")
                 tg.cancel_scope.cancel()
                 return
-            if line.strip() == "exit" or not line:
+            if command == b"exit" or not chunk:
                 os._exit(4)
 
     async with anyio.create_task_group() as tg:

@@ -102,6 +102,23 @@ client.setNotificationHandler(LoggingMessageNotificationSchema, (notification) =
 });
 client.onerror = (error) => emit({ event: "transport_error", message: String(error?.message ?? error) });
 
+// What reached the transport, in order, before the SDK's own dispatch: the SDK handles
+// notifications on a later microtask but responses at once, so its onprogress callbacks can
+// miss notifications that arrived on the wire before the response (see docs/interop.md).
+const wire = [];
+function recordWire() {
+  const sdkOnMessage = transport.onmessage;
+  transport.onmessage = (message, extra) => {
+    if ("method" in message) {
+      const progress = message.method === "notifications/progress" ? message.params.progress : undefined;
+      wire.push(progress === undefined ? message.method : `${message.method} ${progress}`);
+    } else {
+      wire.push(`response ${message.id}`);
+    }
+    sdkOnMessage?.(message, extra);
+  };
+}
+
 async function calls() {
   const tools = await client.listTools();
   emit({ event: "tools", names: tools.tools.map((t) => t.name).sort() });
@@ -111,10 +128,13 @@ async function calls() {
   const size = Number(args["big-size"]);
   emit({ event: "call", tool: "big", ...summarize(await client.callTool({ name: "big", arguments: { size } })) });
   const progress = [];
+  wire.length = 0;
   const result = await client.callTool({ name: "progress", arguments: { steps: 3 } }, undefined, {
     onprogress: (p) => progress.push([p.progress, p.total ?? null, p.message ?? null]),
   });
-  emit({ event: "call", tool: "progress", progress, logs: [...logs], ...summarize(result) });
+  // Let the SDK run the notification handlers it queued before the response overtook them.
+  await new Promise((resolve) => setImmediate(resolve));
+  emit({ event: "call", tool: "progress", progress, logs: [...logs], wire: [...wire], ...summarize(result) });
   await client.close();
 }
 
@@ -140,6 +160,7 @@ async function hang() {
 
 try {
   await client.connect(transport);
+  recordWire();
   emit({
     event: "connected",
     impl: args.impl,
