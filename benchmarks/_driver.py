@@ -136,16 +136,22 @@ async def _echo(stack: Stack[P], url: str, plan: EchoPlan, results: Results) -> 
 
 
 class _Crowd:
-    """Many connections opened with bounded parallelism (listen backlogs are finite)."""
+    """Many connections opened with bounded parallelism (listen backlogs are finite).
+
+    Two barriers: nobody starts before everyone is connected, and nobody closes before
+    everyone is done, so neither connecting nor closing overlaps the measured phase.
+    """
 
     def __init__(self, clients: int, parallel: int) -> None:
         self.clients = clients
         self.gate = anyio.Semaphore(parallel)
         self.connected = 0
         self.all_connected = anyio.Event()
+        self.done = 0
+        self.all_done = anyio.Event()
 
     async def join(self, stack: Stack[P], url: str, body: Callable[[Link[P]], Awaitable[None]]) -> None:
-        """Connect (holding a slot of the gate only while connecting), wait for all, run ``body``."""
+        """Connect (holding a gate slot only while connecting), wait for all, run ``body``, wait for all."""
         await self.gate.acquire()
         holding = True
         try:
@@ -157,6 +163,10 @@ class _Crowd:
                     self.all_connected.set()
                 await self.all_connected.wait()
                 await body(link)
+                self.done += 1
+                if self.done == self.clients:
+                    self.all_done.set()
+                await self.all_done.wait()
         finally:
             if holding:
                 self.gate.release()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ._driver import run
@@ -18,19 +19,32 @@ if TYPE_CHECKING:
     from ._driver import Stack
 
 
+@dataclass(frozen=True)
+class Options:
+    """Settings a peer may take from its command line; ``None``: the stack's own default.
+
+    Attributes:
+        buffer: Bytes asked of the socket per receive (trio-websocket's ``receive_buffer_size``).
+        queue: Complete messages buffered by the connection (its ``message_queue_size``).
+    """
+
+    buffer: int | None = None
+    queue: int | None = None
+
+
 def main(
     argv: Sequence[str] | None,
     *,
-    serve: Callable[[str, int | None], None],
-    stack: Callable[[str, int | None], Stack[Any]],
+    serve: Callable[[str, Options], None],
+    stack: Callable[[str, Options], Stack[Any]],
     backend: str,
 ) -> None:
     """Parse the peer command line and run a server or a driver.
 
     Args:
         argv: The arguments (``None``: the process's own).
-        serve: Runs the server ``KIND`` (with an optional receive buffer size) until
-            terminated; it prints ``READY <port>`` once listening.
+        serve: Runs the server ``KIND`` with the given `Options` until terminated; it
+            prints ``READY <port>`` once listening.
         stack: Builds the client stack ``STACK``.
         backend: The anyio backend the drivers of this module run on.
     """
@@ -40,19 +54,20 @@ def main(
     sub = parser.add_subparsers(dest="command", required=True)
     serve_cmd = sub.add_parser("serve", help="run a server until terminated")
     serve_cmd.add_argument("kind")
-    serve_cmd.add_argument("--buffer", type=int, default=None, help="receive buffer size, bytes")
     drive_cmd = sub.add_parser("drive", help="run one plan against a server")
     drive_cmd.add_argument("stack")
     drive_cmd.add_argument("--url", required=True)
     drive_cmd.add_argument("--plan", required=True, help="a Plan as JSON")
-    drive_cmd.add_argument("--buffer", type=int, default=None, help="receive buffer size, bytes")
+    for command in (serve_cmd, drive_cmd):
+        command.add_argument("--buffer", type=int, default=None, help="receive buffer size, bytes")
+        command.add_argument("--queue", type=int, default=None, help="message queue size")
     args = parser.parse_args(argv)
-    buffer: int | None = args.buffer
+    options = Options(buffer=args.buffer, queue=args.queue)
     if args.command == "serve":
         kind: str = args.kind
-        serve(kind, buffer)
+        serve(kind, options)
     else:
         name: str = args.stack
         url: str = args.url
         plan_json: str = args.plan
-        run(stack(name, buffer), url, Plan.from_json(plan_json), backend=backend)
+        run(stack(name, options), url, Plan.from_json(plan_json), backend=backend)

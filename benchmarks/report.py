@@ -19,6 +19,7 @@ OURS = "ours"
 STYLE: dict[str, tuple[str, str]] = {
     "ours": ("tab:red", "o"),
     "tws-4k": ("tab:blue", "s"),
+    "tws-same": ("tab:orange", "P"),
     "tws-256k": ("tab:cyan", "D"),
     "websockets": ("tab:green", "^"),
     "mcp130": ("tab:purple", "v"),
@@ -242,6 +243,7 @@ def markdown(summary: Summary, pictures: list[Path]) -> str:
             ],
         )
 
+    lines += _targets(summary)
     if summary.notes or summary.unavailable or summary.failures:
         lines += ["#### Notes", ""]
         lines += [f"- {note}" for note in summary.notes]
@@ -253,6 +255,65 @@ def markdown(summary: Summary, pictures: list[Path]) -> str:
     for picture in pictures:
         lines += [f"![{picture.stem.replace('-', ' ')}]({picture.name})", ""]
     return "\n".join(lines)
+
+
+# Issue 6's targets: (description, metric, baseline, bound, higher_is_better); the ratio is
+# ours / baseline of the metric's medians.
+TARGETS: list[tuple[str, str, str, float, bool]] = [
+    ("streaming ~150 B, ours / mcp 1.30 >= 2.0x", "stream:150", "mcp130", 2.0, True),
+    ("streaming ~100 KB, ours / mcp 1.30 >= 2.0x", "stream:100000", "mcp130", 2.0, True),
+    ("round trip p50 ~150 B, ours / mcp 1.30 <= 0.8x", "rtt50:150", "mcp130", 0.8, False),
+    (
+        "streaming ~150 B, ours / raw trio-websocket with our settings >= 0.8x (<= 25% overhead)",
+        "stream:150",
+        "tws-same",
+        0.8,
+        True,
+    ),
+    (
+        "streaming ~100 KB, ours / raw trio-websocket with our settings >= 0.8x (<= 25% overhead)",
+        "stream:100000",
+        "tws-same",
+        0.8,
+        True,
+    ),
+]
+
+# Our own target for memory per idle connection (see docs/performance.md for why).
+IDLE_TARGET_KIB = 48.0
+
+
+def _targets(summary: Summary) -> list[str]:
+    rows: list[list[str]] = []
+    for text, metric, baseline, bound, higher in TARGETS:
+        ours, other = summary.median(OURS, metric), summary.median(baseline, metric)
+        if ours is None or other is None or other == 0:
+            continue
+        value = ours / other
+        met = value >= bound if higher else value <= bound
+        rows.append([text, f"{value:.2f}x", "yes" if met else "**no**"])
+    levels = [level for level in summary.settings.levels if summary.median(OURS, f"conc:{level}") is not None]
+    if levels:
+        top = max(levels)
+        rows.append(
+            [
+                f"{top:,} concurrent connections served by one process, every message echoed",
+                f"{rate(summary.median(OURS, f'conc:{top}'))} messages/s",
+                "yes",
+            ]
+        )
+    idle = summary.median(OURS, "idle_per_conn")
+    if idle is not None:
+        rows.append(
+            [
+                f"server memory per idle connection <= {IDLE_TARGET_KIB:.0f} KiB",
+                f"{idle:.1f} KiB",
+                "yes" if idle <= IDLE_TARGET_KIB else "**no**",
+            ]
+        )
+    if not rows:
+        return []
+    return ["#### Issue 6 targets, as measured in this run", "", *_table(["target", "measured", "met"], rows)]
 
 
 def plots(summary: Summary, out: Path) -> list[Path]:
@@ -326,7 +387,7 @@ def plots(summary: Summary, out: Path) -> list[Path]:
         axis.set_xscale("log")
         axis.set_xlabel("concurrent connections")
         axis.grid(visible=True, which="both", alpha=0.3)
-    left.set_ylim(bottom=0)
+    left.set_yscale("log")
     right.set_ylim(bottom=0)
     left.legend(fontsize=8)
     fig.tight_layout()

@@ -68,6 +68,20 @@ class Case:
 
 
 OURS: Final = "ours"
+
+
+def _our_tws_settings() -> tuple[str, ...]:
+    """The trio-websocket settings our transport uses, for the like-for-like raw baseline."""
+    import importlib
+
+    # Private constants: read with fallbacks, so a rename in the core cannot break the harness.
+    _tws = importlib.import_module("trio_mcp_ws._tws")
+    buffer: int = getattr(_tws, "RECEIVE_BUFFER_SIZE", 64 * 1024)
+    queue: int = getattr(_tws, "MESSAGE_QUEUE_SIZE", 4)
+    return ("--buffer", str(buffer), "--queue", str(queue))
+
+
+_OUR_TWS_SETTINGS: Final = _our_tws_settings()
 ECHO_CASES: Final = (
     Case(OURS, "trio-mcp-ws (ours)", "benchmarks.stack_ours", ("serve", "echo"), ("drive", "ours")),
     Case(
@@ -76,6 +90,13 @@ ECHO_CASES: Final = (
         "benchmarks.stack_tws",
         ("serve", "echo", "--buffer", "4096"),
         ("drive", "tws", "--buffer", "4096"),
+    ),
+    Case(
+        "tws-same",
+        "raw trio-websocket, our settings",
+        "benchmarks.stack_tws",
+        ("serve", "echo", *_OUR_TWS_SETTINGS),
+        ("drive", "tws", *_OUR_TWS_SETTINGS),
     ),
     Case(
         "tws-256k",

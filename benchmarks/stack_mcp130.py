@@ -106,7 +106,7 @@ async def _serve(kind: str) -> None:
         await asyncio.wait_for(task, SERVER_LIFETIME)
 
 
-def serve(kind: str, buffer: int | None) -> None:
+def serve(kind: str, options: _peer.Options) -> None:
     """Run the server ``kind`` until terminated or ``SERVER_LIFETIME`` runs out."""
     asyncio.run(_serve(kind))
 
@@ -167,7 +167,7 @@ class Mcp130(Stack[object]):
         }
 
 
-def stack(name: str, buffer: int | None) -> Stack[Any]:
+def stack(name: str, options: _peer.Options) -> Stack[Any]:
     """The client stack called ``name``."""
     if name != "mcp130":
         raise SystemExit(f"unknown client stack {name!r}")

@@ -88,7 +88,7 @@ async def _serve(kind: str) -> None:
             say(READY, str(info.port))
 
 
-def serve(kind: str, buffer: int | None) -> None:
+def serve(kind: str, options: _peer.Options) -> None:
     """Run the server ``kind`` until terminated or ``SERVER_LIFETIME`` runs out."""
     trio.run(_serve, kind)
 
@@ -154,7 +154,7 @@ class Ours(Stack[SessionMessage]):
         return {"trio_mcp_ws": trio_mcp_ws.__version__, "trio_websocket": version("trio-websocket")}
 
 
-def stack(name: str, buffer: int | None) -> Stack[Any]:
+def stack(name: str, options: _peer.Options) -> Stack[Any]:
     """The client stack called ``name``."""
     if name == "ours":
         return Ours()

@@ -45,7 +45,7 @@ async def _serve() -> None:
             await asyncio.wait_for(server.serve_forever(), SERVER_LIFETIME)
 
 
-def serve(kind: str, buffer: int | None) -> None:
+def serve(kind: str, options: _peer.Options) -> None:
     """Run the echo server until terminated or ``SERVER_LIFETIME`` runs out."""
     if kind != "echo":
         raise SystemExit(f"unknown server kind {kind!r}")
@@ -78,7 +78,7 @@ class RawWebsockets(Stack[str]):
         return {"websockets": version("websockets")}
 
 
-def stack(name: str, buffer: int | None) -> Stack[Any]:
+def stack(name: str, options: _peer.Options) -> Stack[Any]:
     """The client stack called ``name``."""
     if name != "websockets":
         raise SystemExit(f"unknown client stack {name!r}")
