@@ -461,21 +461,29 @@ async def _check_bad_frames(make_raw_peer: RawPeerFactory, limit: float) -> None
         ("text", encode(good[3].message), good[3]),
     ]
     async with _facing_raw_peer("bad frames", make_raw_peer, limit) as (peer, progress, read, write):
-        reader = _Reader(read, "reading what the raw peer sent")
-        for index, (kind, payload, expected) in enumerate(frames):
-            if isinstance(payload, bytes) and kind == "binary":
-                await peer.send_binary(payload)
-            else:
-                await peer.send_text(payload)
-            progress.note("frames sent", str(index + 1))
-            if expected is not None:
-                await reader.expect(expected, f"the good {kind} frame after bad ones (frame {index})")
-                continue
-            item = await reader.next()
-            if not isinstance(item, Exception):
-                raise AssertionError(
-                    f"expected one exception for the bad {kind} frame {payload!r}, got {_describe(item)}"
-                )
+
+        async def send() -> None:
+            for index, (kind, payload, _expected) in enumerate(frames):
+                if isinstance(payload, bytes) and kind == "binary":
+                    await peer.send_binary(payload)
+                else:
+                    await peer.send_text(payload)
+                progress.note("frames sent", str(index + 1))
+
+        async def receive() -> None:
+            reader = _Reader(read, "reading what the raw peer sent")
+            for index, (kind, payload, expected) in enumerate(frames):
+                if expected is not None:
+                    await reader.expect(expected, f"the good {kind} frame {index}")
+                    continue
+                item = await reader.next()
+                if not isinstance(item, Exception):
+                    raise AssertionError(
+                        f"expected one exception for the bad {kind} frame {index} ({payload!r}), "
+                        f"got {_describe(item)}"
+                    )
+
+        await _together(send, receive)
         reply = _message("transport", 0)
         await write.send(reply)
         received = await peer.receive_message()
