@@ -3,7 +3,8 @@
 Shared by the client, the server and the testing pair, which is what makes them behave
 the same. Three tasks run for the life of the ``async with``:
 
-- the *reader* takes each complete message from the connection, decodes it and puts the
+- the *reader* takes each complete message from the connection, decodes it (a large one
+  in a worker thread, see `_offload`) and puts the
   `SessionMessage` (or the `MessageDecodeError`) on the read channel, in order;
 - the *writer* takes each `SessionMessage` from the write channel, encodes it and sends
   it as one text frame;
@@ -25,8 +26,9 @@ import trio
 from mcp.shared.message import SessionMessage
 from trio_websocket import ConnectionClosed
 
-from ._codec import decode, encode
+from ._codec import encode
 from ._errors import ConnectionClosedError, MessageDecodeError
+from ._offload import decode_frame
 from ._scope import background_nursery
 
 if TYPE_CHECKING:
@@ -84,7 +86,7 @@ class _Pump:
                         break
                     item: SessionMessage | Exception
                     try:
-                        item = SessionMessage(decode(frame))
+                        item = SessionMessage(await decode_frame(frame))
                     except MessageDecodeError as exc:
                         logger.debug("%s: undecodable frame: %s", ws, exc)
                         item = exc
