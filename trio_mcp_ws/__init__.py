@@ -23,26 +23,50 @@ from ._errors import TLSError as TLSError
 from ._errors import TransportError as TransportError
 from ._pump import ReadChannel as ReadChannel
 from ._pump import WriteChannel as WriteChannel
+from ._security import Authenticate as Authenticate
+from ._security import AuthenticationError as AuthenticationError
+from ._security import HandshakeRequest as HandshakeRequest
+from ._security import RequestHeaders as RequestHeaders
+from ._security import bearer_auth as bearer_auth
+from ._serve import Handler as Handler
+from ._serve import ServerInfo as ServerInfo
+from ._serve import serve as serve
+from ._serve import serve_mcp as serve_mcp
+from ._server import ConnectionInfo as ConnectionInfo
+from ._server import connection_info as connection_info
+from ._server import websocket_server as websocket_server
 from ._tws import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from ._version import __version__ as __version__
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "SUBPROTOCOL",
+    "Authenticate",
+    "AuthenticationError",
     "ConnectError",
     "ConnectRefusedError",
     "ConnectTimeoutError",
     "ConnectionClosedError",
+    "ConnectionInfo",
+    "Handler",
     "HandshakeError",
     "HandshakeRejectedError",
+    "HandshakeRequest",
     "MessageDecodeError",
     "NameResolutionError",
     "ReadChannel",
+    "RequestHeaders",
+    "ServerInfo",
     "TLSError",
     "TransportError",
     "WriteChannel",
     "__version__",
+    "bearer_auth",
+    "connection_info",
     "decode",
     "encode",
+    "serve",
+    "serve_mcp",
     "websocket_client",
+    "websocket_server",
 ]
