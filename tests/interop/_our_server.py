@@ -1,9 +1,10 @@
 """The official MCPServer (mcp 2.x) our ``serve_mcp`` puts in front of client peers.
 
 Its tools mirror the mcp 1.30 server peer's, so every client peer runs the same scenario
-against either side: ``echo``, ``add``, ``fail`` (a tool error), ``big`` (a large text
-result), ``progress`` (progress and log notifications before the answer) and ``slow`` (never
-answers; `SlowProbe` tells the test when it started and when it was cancelled).
+against either side: ``echo``, ``add``, ``fail`` (a tool error), ``length`` (for a large
+request), ``big`` (a large text result), ``progress`` (progress and log notifications
+before the answer) and ``slow`` (never answers; `SlowProbe` tells the test when it started
+and when it was cancelled).
 `start_ours` runs it with ``serve_mcp`` on 127.0.0.1 and a port the OS picks.
 """
 
@@ -49,6 +50,11 @@ def make_server(probe: SlowProbe) -> MCPServer:
     def fail(message: str = "boom") -> str:
         """Always fail, so the client sees a tool error (isError: true)."""
         raise ToolError(message)
+
+    @server.tool()
+    def length(text: str) -> int:
+        """The length of the text: for large requests."""
+        return len(text)
 
     @server.tool(structured_output=False)
     def big(size: int = 3 * 1024 * 1024) -> str:

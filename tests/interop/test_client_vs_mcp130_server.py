@@ -67,6 +67,9 @@ async def test_calls(peers: PeerLauncher, mode: str) -> None:
             result = await client.call_tool("big", {"size": 3 * MIB})
             assert texts(result) == ["x" * (3 * MIB)]
 
+            result = await client.call_tool("length", {"text": "y" * (3 * MIB)})
+            assert result.structured_content == {"result": 3 * MIB}
+
             result = await client.call_tool("progress", {"steps": 3}, progress_callback=on_progress)
             assert texts(result) == ["done after 3 steps"]
             assert reported == [(1, 3, "step 1"), (2, 3, "step 2"), (3, 3, "step 3")]

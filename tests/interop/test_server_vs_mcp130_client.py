@@ -52,6 +52,7 @@ async def test_calls(peers: PeerLauncher) -> None:
     assert calls["fail"]["isError"] is True
     assert calls["fail"]["text"] == ["Error executing tool fail: nope"]
     assert calls["big"]["textLength"] == size
+    assert calls["length"]["structuredContent"] == {"result": 3 * MIB}
     assert calls["progress"]["text"] == ["done after 3 steps"]
     assert calls["progress"]["progress"] == [[1, 3, "step 1"], [2, 3, "step 2"], [3, 3, "step 3"]]
     assert calls["progress"]["logs"] == ["step 1 of 3", "step 2 of 3", "step 3 of 3"]

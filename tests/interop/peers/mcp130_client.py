@@ -9,8 +9,9 @@ Usage::
 
 Scenarios:
     calls   initialize, list tools, call ``echo``, ``add``, ``fail`` (a tool error), ``big``
-            (a result of ``--big-size`` characters) and ``progress`` (progress and log
-            notifications), then leave the ``async with`` blocks (a clean close).
+            (a result of ``--big-size`` characters), ``length`` (a 3 MiB request) and
+            ``progress`` (progress and log notifications), then leave the ``async with``
+            blocks (a clean close).
     big     initialize, then call ``big`` only (to see what a large result does).
     hang    initialize, call ``slow`` (which never answers), then wait: until the server
             closes the connection, or stdin says ``close`` (leave the ``async with`` blocks:
@@ -100,6 +101,8 @@ async def calls(session: ClientSession, big_size: int, logs: list[Any]) -> None:
     emit(event="call", tool="add", **summarize(await session.call_tool("add", {"a": 2, "b": 40})))
     emit(event="call", tool="fail", **summarize(await session.call_tool("fail", {"message": "nope"})))
     emit(event="call", tool="big", **summarize(await session.call_tool("big", {"size": big_size})))
+    result = await session.call_tool("length", {"text": "y" * (3 * 1024 * 1024)})
+    emit(event="call", tool="length", **summarize(result))
     progress: list[list[Any]] = []
 
     async def on_progress(value: float, total: float | None, message: str | None) -> None:

@@ -81,6 +81,12 @@ def fail(message: str = "boom") -> str:
     raise ToolError(message)
 
 
+@mcp.tool()
+def length(text: str) -> int:
+    """The length of the text: for large requests."""
+    return len(text)
+
+
 @mcp.tool(structured_output=False)
 def big(size: int = 3 * 1024 * 1024) -> str:
     """A text result of ``size`` ASCII characters (default 3 MiB), as text content only."""

@@ -14,7 +14,7 @@
 // Scenarios:
 //
 //   calls  connect (initialize), list tools, call echo, add, fail (a tool error), big (a large
-//          result) and progress (progress and log notifications), then close
+//          result), length (a 3 MiB request) and progress (progress and log notifications), then close
 //   hang   call the tool `slow`, which never answers; then wait until either the server closes
 //          the connection, or a line "close" arrives on stdin (then the client closes it), or
 //          "exit" arrives on stdin (then the process exits at once, no close frame)
@@ -127,6 +127,8 @@ async function calls() {
   emit({ event: "call", tool: "fail", ...summarize(await client.callTool({ name: "fail", arguments: { message: "nope" } })) });
   const size = Number(args["big-size"]);
   emit({ event: "call", tool: "big", ...summarize(await client.callTool({ name: "big", arguments: { size } })) });
+  const text = "y".repeat(3 * 1024 * 1024);
+  emit({ event: "call", tool: "length", ...summarize(await client.callTool({ name: "length", arguments: { text } })) });
   const progress = [];
   wire.length = 0;
   const result = await client.callTool({ name: "progress", arguments: { steps: 3 } }, undefined, {
