@@ -6,6 +6,7 @@ clock, and every test has a hard ``trio.fail_after``.
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from typing import TYPE_CHECKING, Literal
@@ -477,6 +478,21 @@ async def test_raw_peer_close_codes(raw_role: Role, code: int, reason: str, erro
         assert (items[0].code, items[0].reason) == (code, reason)
     else:
         assert items == []
+
+
+@pytest.mark.parametrize("raw_role", ROLES)
+async def test_peer_closing_tcp_right_after_its_close_frame_is_a_normal_close(
+    raw_role: Role, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Regression: answering that close failed, and the reader reported an internal error (1011)."""
+    with trio.fail_after(LIMIT):
+        async with open_raw_peer(raw_role=raw_role) as peer:
+            await peer.send_close(1000, "bye")
+            await peer.drop()
+            items = await drain(peer.endpoint.read)
+            assert peer.endpoint.close_code == 1000
+    assert items == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 @pytest.mark.parametrize("raw_role", ROLES)

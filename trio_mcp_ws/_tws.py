@@ -499,5 +499,11 @@ class Connection:
         # closes TCP. As a client we wait for the server's TCP close, within close_timeout.
         if self._deadline == float("inf"):
             self._deadline = trio.current_time() + self.limits.close_timeout
-        await ws._handle_close_connection_event(event)  # pyright: ignore[reportPrivateUsage]
+        try:
+            await ws._handle_close_connection_event(event)  # pyright: ignore[reportPrivateUsage]
+        except ConnectionClosed:
+            # The peer closed TCP right after its close frame, before our answer could go
+            # out: the close is complete all the same (with the peer's code).
+            await self.abort()
+            return False
         return not ws.is_server
