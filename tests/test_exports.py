@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import types
 import typing
 
 import trio_mcp_ws
@@ -19,7 +20,11 @@ def test_all_names_exist_and_are_documented() -> None:
 
 def test_all_is_unique_and_complete() -> None:
     assert len(set(trio_mcp_ws.__all__)) == len(trio_mcp_ws.__all__)
-    public = {name for name in vars(trio_mcp_ws) if not name.startswith("_") and name != "annotations"}
+    public = {
+        name
+        for name, value in vars(trio_mcp_ws).items()
+        if not name.startswith("_") and name != "annotations" and not isinstance(value, types.ModuleType)
+    }
     assert public == set(trio_mcp_ws.__all__) - {"__version__"}
 
 
