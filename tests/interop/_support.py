@@ -42,7 +42,7 @@ from tests.interop.setup_peers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
     from pathlib import Path
 
 Event = dict[str, Any]
@@ -91,6 +91,15 @@ def node_command(impl: str) -> list[str]:
         missing_peer(f"TypeScript SDK not installed in {NODE_MODULES}: {SETUP_HINT}")
     flags = ["--experimental-websocket"] if impl == "builtin" and major < 22 else []
     return [node, *flags, str(PEERS_SRC / "ts_client.mjs"), "--impl", impl]
+
+
+@dataclass(frozen=True)
+class NodeClient:
+    """How to run the TypeScript client with one WebSocket implementation."""
+
+    impl: str
+    """``"builtin"`` (Node's own WebSocket) or ``"ws"`` (the ``ws`` package)."""
+    command: list[str]
 
 
 @dataclass(eq=False)
@@ -235,24 +244,11 @@ class PeerLauncher:
             await peer.stop()
 
 
-async def start_mcp130_server(peers: PeerLauncher) -> tuple[PeerProcess, str]:
+async def start_mcp130_server(peers: PeerLauncher, python: Path) -> tuple[PeerProcess, str]:
     """Start the mcp 1.30 server peer on a free loopback port; return it and its URL."""
-    python = mcp130_python()
     peer = await peers.start("mcp130-server", [python, PEERS_SRC / "mcp130_server.py", "--port", "0"])
     ready = await peer.wait_for("ready")
     return peer, f"ws://127.0.0.1:{ready['port']}/mcp"
-
-
-def events_named(events: list[Event], name: str) -> list[Event]:
-    """The events called ``name``, in order."""
-    return [event for event in events if event.get("event") == name]
-
-
-def only(events: list[Event], predicate: Callable[[Event], bool]) -> Event:
-    """The single event matching ``predicate`` (fails otherwise)."""
-    matching = [event for event in events if predicate(event)]
-    assert len(matching) == 1, matching
-    return matching[0]
 
 
 @dataclass

@@ -15,10 +15,11 @@ from typing import TYPE_CHECKING
 import pytest
 import trio
 
-from tests.interop._support import PeerLauncher
+from tests.interop._support import NodeClient, PeerLauncher, mcp130_python, node_command
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
+    from pathlib import Path
 
 
 @pytest.fixture
@@ -31,3 +32,20 @@ async def peers() -> AsyncIterator[PeerLauncher]:
         finally:
             await launcher.stop_all()
             nursery.cancel_scope.cancel()
+
+
+# The peer checks are synchronous fixtures so a missing peer skips at setup, outside
+# trio.run, where pytest keeps the skip message (inside a trio test it can be lost).
+
+
+@pytest.fixture
+def mcp130() -> Path:
+    """The mcp 1.30 venv's interpreter (skips, naming the fix, when it is not installed)."""
+    return mcp130_python()
+
+
+@pytest.fixture(params=["builtin", "ws"])
+def node_client(request: pytest.FixtureRequest) -> NodeClient:
+    """The TypeScript client's command, once per WebSocket implementation (skips without Node)."""
+    impl: str = request.param
+    return NodeClient(impl, node_command(impl))

@@ -6,7 +6,7 @@ The peer is mcp 1.30's ``websocket_server`` in a Starlette app under uvicorn, se
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as t
 import pytest
@@ -18,6 +18,9 @@ from tests._sdk import as_transport
 from tests.interop._support import CLOSE_REPORT_BOUND, PeerLauncher, start_mcp130_server
 from trio_mcp_ws import websocket_client
 
+if TYPE_CHECKING:
+    from pathlib import Path
+
 pytestmark = pytest.mark.interop
 
 MIB = 1024 * 1024
@@ -28,7 +31,7 @@ def texts(result: t.CallToolResult) -> list[str]:
 
 
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
-async def test_calls(peers: PeerLauncher, mode: str) -> None:
+async def test_calls(peers: PeerLauncher, mcp130: Path, mode: str) -> None:
     """Initialize, list tools, call tools, a tool error, a 3 MiB result, notifications."""
     logs: list[Any] = []
     reported: list[tuple[float, float | None, str | None]] = []
@@ -40,7 +43,7 @@ async def test_calls(peers: PeerLauncher, mode: str) -> None:
         reported.append((progress, total, message))
 
     with trio.fail_after(60):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         async with Client(as_transport(websocket_client(url)), mode=mode, logging_callback=on_log) as client:
             # mode="auto" probes server/discover first; mcp 1.30 answers -32602 and the SDK
             # falls back to the initialize handshake.
@@ -80,7 +83,7 @@ async def test_calls(peers: PeerLauncher, mode: str) -> None:
     assert server.find("handler_error") is None
 
 
-async def test_result_over_our_limit_closes_with_1009(peers: PeerLauncher) -> None:
+async def test_result_over_our_limit_closes_with_1009(peers: PeerLauncher, mcp130: Path) -> None:
     """FastMCP 1.x puts a str result in both content and structuredContent: 3 MiB becomes 6.
 
     That frame is over our default 4 MiB limit, so our client closes with 1009 and the call
@@ -88,7 +91,7 @@ async def test_result_over_our_limit_closes_with_1009(peers: PeerLauncher) -> No
     receives it.
     """
     with trio.fail_after(60):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         async with Client(as_transport(websocket_client(url)), mode="legacy") as client:
             start = trio.current_time()
             with pytest.raises(MCPError) as info:
@@ -113,7 +116,7 @@ async def test_result_over_our_limit_closes_with_1009(peers: PeerLauncher) -> No
     ],
 )
 async def test_peer_closes_during_call(
-    peers: PeerLauncher, how: str, arguments: dict[str, Any] | None
+    peers: PeerLauncher, mcp130: Path, how: str, arguments: dict[str, Any] | None
 ) -> None:
     """The server goes away while a call is in flight: the call fails within 2 s."""
     started = trio.Event()
@@ -123,7 +126,7 @@ async def test_peer_closes_during_call(
             started.set()
 
     with trio.fail_after(60):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         async with Client(
             as_transport(websocket_client(url)), mode="legacy", logging_callback=on_log
         ) as client:
@@ -158,7 +161,7 @@ async def test_peer_closes_during_call(
 
 
 @pytest.mark.parametrize("how", ["clean", "cancelled", "cancelled-mid-call"])
-async def test_our_close_is_seen_by_peer(peers: PeerLauncher, how: str) -> None:
+async def test_our_close_is_seen_by_peer(peers: PeerLauncher, mcp130: Path, how: str) -> None:
     """We close while the server waits (idle, or inside a call): it sees 1000 or 1001."""
     started = trio.Event()
 
@@ -167,7 +170,7 @@ async def test_our_close_is_seen_by_peer(peers: PeerLauncher, how: str) -> None:
             started.set()
 
     with trio.fail_after(60):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         with trio.CancelScope() as scope:
             async with Client(
                 as_transport(websocket_client(url)), mode="legacy", logging_callback=on_log

@@ -9,7 +9,7 @@ written by hand with wsproto.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as t
 import pytest
@@ -18,6 +18,9 @@ from mcp.shared.message import SessionMessage
 
 from tests.interop._support import CLOSE_REPORT_BOUND, PeerLauncher, RawClient, start_mcp130_server
 from trio_mcp_ws import ConnectionClosedError, ReadChannel, websocket_client
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.interop
 
@@ -46,10 +49,10 @@ async def next_message(read: ReadChannel) -> t.JSONRPCMessage:
     return item.message
 
 
-async def test_request_as_first_frame_is_answered(peers: PeerLauncher) -> None:
+async def test_request_as_first_frame_is_answered(peers: PeerLauncher, mcp130: Path) -> None:
     """No initialize first: ``ping`` is answered; other requests get -32602; ids come back as sent."""
     with trio.fail_after(30):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         async with websocket_client(url) as (read, write):
             await write.send(request(1, "ping"))
             assert await next_message(read) == t.JSONRPCResponse(jsonrpc="2.0", id=1, result={})
@@ -83,10 +86,10 @@ async def test_request_as_first_frame_is_answered(peers: PeerLauncher) -> None:
         await server.wait_for("disconnect", code=1000)
 
 
-async def test_invalid_mcp_messages_from_our_channels(peers: PeerLauncher) -> None:
+async def test_invalid_mcp_messages_from_our_channels(peers: PeerLauncher, mcp130: Path) -> None:
     """Valid JSON-RPC our channels can send, that mcp 1.30 does not accept."""
     with trio.fail_after(30):
-        _server, url = await start_mcp130_server(peers)
+        _server, url = await start_mcp130_server(peers, mcp130)
         async with websocket_client(url) as (read, write):
             # An unknown method: -32602 "Invalid request parameters", not -32601.
             await write.send(request("u", "no/such/method"))
@@ -129,10 +132,10 @@ PONG = '{"jsonrpc":"2.0","id":7,"result":{}}'
         pytest.param('{"jsonrpc":"2.0","id":1.5,"method":"ping"}', [PONG], id="float-id-dropped"),
     ],
 )
-async def test_bad_text_frames(peers: PeerLauncher, frame: str, answers: list[str]) -> None:
+async def test_bad_text_frames(peers: PeerLauncher, mcp130: Path, frame: str, answers: list[str]) -> None:
     """A bad text frame: an error *log notification* (never a -32700/-32600 answer), or nothing."""
     with trio.fail_after(30):
-        _server, url = await start_mcp130_server(peers)
+        _server, url = await start_mcp130_server(peers, mcp130)
         client = await RawClient.connect(port_of(url))
         try:
             assert client.subprotocol == "mcp"
@@ -144,10 +147,10 @@ async def test_bad_text_frames(peers: PeerLauncher, frame: str, answers: list[st
             await client.aclose()
 
 
-async def test_binary_frame_drops_the_connection(peers: PeerLauncher) -> None:
+async def test_binary_frame_drops_the_connection(peers: PeerLauncher, mcp130: Path) -> None:
     """mcp 1.30 cannot take a binary frame: its handler crashes and TCP closes with no close frame."""
     with trio.fail_after(30):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         client = await RawClient.connect(port_of(url))
         try:
             await client.send(PING.encode())
@@ -160,7 +163,7 @@ async def test_binary_frame_drops_the_connection(peers: PeerLauncher) -> None:
         assert event["error"].startswith("ExceptionGroup")
 
 
-async def test_server_selects_mcp_even_when_not_offered(peers: PeerLauncher) -> None:
+async def test_server_selects_mcp_even_when_not_offered(peers: PeerLauncher, mcp130: Path) -> None:
     """mcp 1.30 always answers ``Sec-WebSocket-Protocol: mcp``, even to a client that offered none.
 
     RFC 6455 section 4.1 says such a client must fail the connection (wsproto does, and
@@ -168,7 +171,7 @@ async def test_server_selects_mcp_even_when_not_offered(peers: PeerLauncher) -> 
     to mcp 1.30. Our client always offers ``mcp``. Checked with a hand-written handshake.
     """
     with trio.fail_after(30):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         port = port_of(url)
         async with await trio.open_tcp_stream("127.0.0.1", port) as stream:
             await stream.send_all(
@@ -197,10 +200,10 @@ async def test_server_selects_mcp_even_when_not_offered(peers: PeerLauncher) -> 
 
 
 @pytest.mark.parametrize("code", [1000, 1001, 1011, 4000])
-async def test_peer_closes_with_code(peers: PeerLauncher, code: int) -> None:
+async def test_peer_closes_with_code(peers: PeerLauncher, mcp130: Path, code: int) -> None:
     """The server closes mid-call: 1000/1001 end our read channel, others arrive as an error first."""
     with trio.fail_after(30):
-        _server, url = await start_mcp130_server(peers)
+        _server, url = await start_mcp130_server(peers, mcp130)
         async with websocket_client(url) as (read, write):
             await write.send(request(1, "initialize", INITIALIZE))
             assert isinstance(await next_message(read), t.JSONRPCResponse)
@@ -219,10 +222,10 @@ async def test_peer_closes_with_code(peers: PeerLauncher, code: int) -> None:
             assert error.code == code
 
 
-async def test_peer_process_killed(peers: PeerLauncher) -> None:
+async def test_peer_process_killed(peers: PeerLauncher, mcp130: Path) -> None:
     """The server process dies mid-call (no close frame): 1006 arrives within 2 s."""
     with trio.fail_after(30):
-        server, url = await start_mcp130_server(peers)
+        server, url = await start_mcp130_server(peers, mcp130)
         async with websocket_client(url) as (read, write):
             await write.send(request(1, "initialize", INITIALIZE))
             assert isinstance(await next_message(read), t.JSONRPCResponse)

@@ -7,12 +7,17 @@ saw as JSON lines.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import pytest
 import trio
 
 from tests.interop._our_server import SlowProbe, start_ours
-from tests.interop._support import CLOSE_REPORT_BOUND, PeerLauncher, PeerProcess, mcp130_python
+from tests.interop._support import CLOSE_REPORT_BOUND, PeerLauncher, PeerProcess
 from tests.interop.setup_peers import PEERS_SRC
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 pytestmark = pytest.mark.interop
 
@@ -21,20 +26,20 @@ WEBSOCKETS_MAX_SIZE = MIB
 """The ``websockets`` library's default ``max_size``, which mcp 1.30's client does not change."""
 
 
-async def start_client(peers: PeerLauncher, url: str, scenario: str, *extra: str) -> PeerProcess:
-    python = mcp130_python()
+async def start_client(
+    peers: PeerLauncher, python: Path, url: str, scenario: str, *extra: str
+) -> PeerProcess:
     return await peers.start("mcp130-client", [python, PEERS_SRC / "mcp130_client.py", url, scenario, *extra])
 
 
-async def test_calls(peers: PeerLauncher) -> None:
+async def test_calls(peers: PeerLauncher, mcp130: Path) -> None:
     """Initialize, list tools, call tools, a tool error, a large result, notifications; clean close."""
-    mcp130_python()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery)
             # Under websockets' 1 MiB default (see test_result_over_peer_limit).
             size = WEBSOCKETS_MAX_SIZE - 4096
-            client = await start_client(peers, info.url, "calls", "--big-size", str(size))
+            client = await start_client(peers, mcp130, info.url, "calls", "--big-size", str(size))
             status = await client.wait_exit()
             nursery.cancel_scope.cancel()
     assert status == 0, client.report()
@@ -60,16 +65,15 @@ async def test_calls(peers: PeerLauncher) -> None:
     assert client.find("close", sent=1000, received=1000) is not None, client.report()
 
 
-async def test_result_over_peer_limit(peers: PeerLauncher) -> None:
+async def test_result_over_peer_limit(peers: PeerLauncher, mcp130: Path) -> None:
     """mcp 1.30's client keeps websockets' 1 MiB limit: a 3 MiB result makes *it* close with 1009.
 
     Our server must survive that: the connection ends, the listener keeps serving.
     """
-    mcp130_python()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery)
-            client = await start_client(peers, info.url, "big", "--big-size", str(3 * MIB))
+            client = await start_client(peers, mcp130, info.url, "big", "--big-size", str(3 * MIB))
             status = await client.wait_exit()
             assert status == 1, client.report()
             error = client.find("error")
@@ -77,23 +81,22 @@ async def test_result_over_peer_limit(peers: PeerLauncher) -> None:
             assert any("1009" in text for text in error["errors"]), client.report()
             assert client.find("close", sent=1009) is not None, client.report()
 
-            again = await start_client(peers, info.url, "big", "--big-size", "1000")
+            again = await start_client(peers, mcp130, info.url, "big", "--big-size", "1000")
             assert await again.wait_exit() == 0, again.report()
             nursery.cancel_scope.cancel()
 
 
 @pytest.mark.parametrize("how", ["close", "exit"])
-async def test_peer_closes_during_call(peers: PeerLauncher, how: str) -> None:
+async def test_peer_closes_during_call(peers: PeerLauncher, mcp130: Path, how: str) -> None:
     """The client goes away while our tool runs: clean close (1000) or process exit (no close frame).
 
     Our side must notice within 2 s: the in-flight tool call is cancelled.
     """
-    mcp130_python()
     probe = SlowProbe()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery, probe)
-            client = await start_client(peers, info.url, "hang")
+            client = await start_client(peers, mcp130, info.url, "hang")
             await probe.entered.wait()
             start = trio.current_time()
             await client.send_line(how)
@@ -109,14 +112,13 @@ async def test_peer_closes_during_call(peers: PeerLauncher, how: str) -> None:
         assert client.find("close", sent=1000) is not None, client.report()
 
 
-async def test_our_shutdown_is_seen_by_peer(peers: PeerLauncher) -> None:
+async def test_our_shutdown_is_seen_by_peer(peers: PeerLauncher, mcp130: Path) -> None:
     """We stop the server while the client waits for an answer: it sees 1000 or 1001."""
-    mcp130_python()
     probe = SlowProbe()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery, probe)
-            client = await start_client(peers, info.url, "hang")
+            client = await start_client(peers, mcp130, info.url, "hang")
             await probe.entered.wait()
             nursery.cancel_scope.cancel()
         status = await client.wait_exit()

@@ -12,25 +12,26 @@ import pytest
 import trio
 
 from tests.interop._our_server import SlowProbe, start_ours
-from tests.interop._support import CLOSE_REPORT_BOUND, PeerLauncher, PeerProcess, node_command
+from tests.interop._support import CLOSE_REPORT_BOUND, NodeClient, PeerLauncher, PeerProcess
 
-pytestmark = [pytest.mark.interop, pytest.mark.parametrize("impl", ["builtin", "ws"])]
+pytestmark = pytest.mark.interop
 
 MIB = 1024 * 1024
 
 
-async def start_client(peers: PeerLauncher, impl: str, url: str, scenario: str, *extra: str) -> PeerProcess:
-    command = node_command(impl)
-    return await peers.start(f"ts-client-{impl}", [*command, "--url", url, "--scenario", scenario, *extra])
+async def start_client(
+    peers: PeerLauncher, node: NodeClient, url: str, scenario: str, *extra: str
+) -> PeerProcess:
+    argv = [*node.command, "--url", url, "--scenario", scenario, *extra]
+    return await peers.start(f"ts-client-{node.impl}", argv)
 
 
-async def test_calls(peers: PeerLauncher, impl: str) -> None:
+async def test_calls(peers: PeerLauncher, node_client: NodeClient) -> None:
     """Initialize, list tools, call tools, a tool error, a 3 MiB result, notifications; subprotocol mcp."""
-    node_command(impl)
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery)
-            client = await start_client(peers, impl, info.url, "calls", "--big-size", str(3 * MIB))
+            client = await start_client(peers, node_client, info.url, "calls", "--big-size", str(3 * MIB))
             status = await client.wait_exit()
             nursery.cancel_scope.cancel()
     assert status == 0, client.report()
@@ -80,17 +81,16 @@ async def test_calls(peers: PeerLauncher, impl: str) -> None:
 
 
 @pytest.mark.parametrize("how", ["close", "exit"])
-async def test_peer_closes_during_call(peers: PeerLauncher, impl: str, how: str) -> None:
+async def test_peer_closes_during_call(peers: PeerLauncher, node_client: NodeClient, how: str) -> None:
     """The client goes away while our tool runs: close() (no status code) or process exit.
 
     Our side must notice within 2 s: the in-flight tool call is cancelled.
     """
-    node_command(impl)
     probe = SlowProbe()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery, probe)
-            client = await start_client(peers, impl, info.url, "hang")
+            client = await start_client(peers, node_client, info.url, "hang")
             await probe.entered.wait()
             start = trio.current_time()
             await client.send_line(how)
@@ -108,14 +108,13 @@ async def test_peer_closes_during_call(peers: PeerLauncher, impl: str, how: str)
         assert status == 4, client.report()
 
 
-async def test_our_shutdown_is_seen_by_peer(peers: PeerLauncher, impl: str) -> None:
+async def test_our_shutdown_is_seen_by_peer(peers: PeerLauncher, node_client: NodeClient) -> None:
     """We stop the server while the client waits for an answer: it sees 1000 or 1001."""
-    node_command(impl)
     probe = SlowProbe()
     with trio.fail_after(60):
         async with trio.open_nursery() as nursery:
             info = await start_ours(nursery, probe)
-            client = await start_client(peers, impl, info.url, "hang")
+            client = await start_client(peers, node_client, info.url, "hang")
             await probe.entered.wait()
             nursery.cancel_scope.cancel()
         status = await client.wait_exit()
