@@ -114,6 +114,7 @@ async def test_result_over_our_limit_closes_with_1009(peers: PeerLauncher, mcp13
         ("process-exit", None),
         ("process-killed", None),
     ],
+    ids=["close-1000", "close-1011", "process-exit", "process-killed"],
 )
 async def test_peer_closes_during_call(
     peers: PeerLauncher, mcp130: Path, how: str, arguments: dict[str, Any] | None
