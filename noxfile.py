@@ -74,7 +74,7 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     """Run mypy --strict and pyright in strict mode."""
-    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test", "typecheck"))
+    session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "test", "typecheck", "bench"))
     session.run("mypy")
     session.run("pyright")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
 import mcp_types as t
@@ -14,7 +15,7 @@ from mcp.shared.message import SessionMessage
 
 from tests._peers import serve_pump, url
 from tests._sdk import as_streams, as_transport
-from trio_mcp_ws import ReadChannel, WriteChannel, websocket_client
+from trio_mcp_ws import ReadChannel, WriteChannel, serve_mcp, websocket_client
 
 if TYPE_CHECKING:
     from trio_mcp_ws._tws import Connection
@@ -88,3 +89,35 @@ async def test_server_dropping_tcp_fails_the_pending_call_promptly() -> None:
                 assert trio.current_time() - start < 2
             nursery.cancel_scope.cancel()
     assert info.value.error.code == t.CONNECTION_CLOSED
+
+
+async def test_cancelling_a_client_mid_call_is_clean() -> None:
+    """The SDK writes a courtesy cancel while it unwinds: our write channel must take it.
+
+    Before the writer was shielded, it often died with the cancellation and the SDK's
+    ``write.send`` raised Trio's BrokenResourceError (11 runs in 20), which it does not catch.
+    """
+    server = make_server()
+    entered = trio.Event()
+
+    @server.tool()
+    async def slow() -> str:
+        entered.set()
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(partial(serve_mcp, server, "127.0.0.1", 0))
+            for _ in range(10):
+                entered = trio.Event()
+                with trio.CancelScope() as scope:
+                    async with (
+                        Client(as_transport(websocket_client(info.url)), mode="legacy") as client,
+                        trio.open_nursery() as inner,
+                    ):
+                        inner.start_soon(partial(client.call_tool, "slow", {}))
+                        await entered.wait()
+                        scope.cancel()
+                assert scope.cancelled_caught
+            nursery.cancel_scope.cancel()

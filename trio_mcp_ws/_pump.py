@@ -72,6 +72,7 @@ class _Pump:
         self.read_send, self.read_recv = trio.open_memory_channel[SessionMessage | Exception](READ_BUFFER)
         self.write_send, self.write_recv = trio.open_memory_channel[SessionMessage](WRITE_BUFFER)
         self.writer_done = trio.Event()
+        self.writer_scope = trio.CancelScope(shield=True)
         self.reader_done = trio.Event()
         self.dropped = 0
 
@@ -108,19 +109,28 @@ class _Pump:
             logger.debug("%s: read channel closed, dropping %s", self.conn.ws, type(item).__name__)
 
     async def writer(self) -> None:
+        """Send what the write channel holds; keep draining (and dropping) after a close.
+
+        Shielded from outside cancellation: a cancelled MCP session still writes (the SDK
+        sends a courtesy ``notifications/cancelled`` while it unwinds), and a writer that
+        died with the cancellation would close the channel under it, so that ``send``
+        raised Trio's BrokenResourceError, which the SDK does not catch. `shutdown` ends
+        the writer, within close_timeout.
+        """
         ws = self.conn.ws
-        try:
-            async with self.write_recv:
-                async for message in self.write_recv:
-                    if self.conn.close_record is not None:
-                        self._drop(message)
-                        continue
-                    try:
-                        await ws.send_message(encode(message.message))
-                    except ConnectionClosed:
-                        self._drop(message)
-        finally:
-            self.writer_done.set()
+        with self.writer_scope:
+            try:
+                async with self.write_recv:
+                    async for message in self.write_recv:
+                        if self.conn.close_record is not None:
+                            self._drop(message)
+                            continue
+                        try:
+                            await ws.send_message(encode(message.message))
+                        except ConnectionClosed:
+                            self._drop(message)
+            finally:
+                self.writer_done.set()
 
     def _drop(self, message: SessionMessage) -> None:
         # The peer is gone: the session must not crash on a late write, so drop and log.
@@ -163,6 +173,7 @@ class _Pump:
                 except ConnectionClosed:  # pragma: no cover - aclose swallows it; belt and braces
                     pass
             await conn.abort()
+            self.writer_scope.cancel()  # only if close_timeout ran out with it still blocked
             self.read_recv.close()
 
 
