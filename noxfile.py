@@ -1,4 +1,4 @@
-"""Development tasks: ``nox`` runs tests, lint, typecheck and docs; other sessions on demand.
+"""Development tasks: ``nox`` runs tests, lint, typecheck, docs and interop; others on demand.
 
 Sessions:
     tests      the test suite with branch coverage, on every supported Python
@@ -25,7 +25,7 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["tests", "lint", "typecheck", "docs"]
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "interop"]
 
 
 def _find_pyenv_interpreters() -> None:
@@ -108,8 +108,17 @@ def fuzz(session: nox.Session) -> None:
 def interop(session: nox.Session) -> None:
     """Build the peers' own environments, then run the interoperability suite."""
     _install_test_deps(session)
-    session.run("python", "-m", "tests.interop.setup_peers")
-    session.run("pytest", "-m", "interop", "tests/interop", *session.posargs)
+    # On CI every peer must be there: a missing one fails instead of skipping.
+    ci = bool(os.environ.get("CI"))
+    session.run("python", "-m", "tests.interop.setup_peers", *(["--require-all"] if ci else []))
+    session.run(
+        "pytest",
+        "-m",
+        "interop",
+        "tests/interop",
+        *session.posargs,
+        env={"TRIO_MCP_WS_INTEROP_REQUIRE": "1"} if ci else {},
+    )
 
 
 @nox.session(python="3.11")
