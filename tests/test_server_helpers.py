@@ -15,6 +15,10 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as t
 import trio
 from mcp.shared.message import SessionMessage
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, CloseConnection
+from wsproto.events import Request as WsRequest
+from wsproto.events import TextMessage as WsMessage
 
 from trio_mcp_ws import ServerInfo, serve, websocket_client
 
@@ -121,6 +125,53 @@ async def echo(read: ReadChannel, write: WriteChannel) -> None:
         async for item in read:
             if isinstance(item, SessionMessage):
                 await write.send(item)
+
+
+@dataclass
+class RawClient:
+    """A WebSocket client spoken by hand (wsproto), to see exactly how the server closes."""
+
+    stream: trio.SocketStream
+    ws: WSConnection
+
+    async def send_text(self, text: str) -> None:
+        await self.stream.send_all(self.ws.send(WsMessage(data=text)))
+
+    async def wait_close(self, *, answer: bool = True) -> tuple[int | None, float]:
+        """Wait for the server's close frame (answering it unless told not to), then its TCP close.
+
+        Returns the close code (None if TCP closed without one) and when TCP closed.
+        """
+        code: int | None = None
+        while True:
+            try:
+                chunk = await self.stream.receive_some(65536)
+            except trio.BrokenResourceError:
+                chunk = b""
+            if not chunk:
+                return code, trio.current_time()
+            if code is not None:
+                continue  # after the close frame: only wait for the TCP close
+            self.ws.receive_data(chunk)
+            for event in self.ws.events():
+                if isinstance(event, CloseConnection):
+                    code = event.code
+                    if answer:
+                        await self.stream.send_all(self.ws.send(event.response()))
+
+
+@asynccontextmanager
+async def raw_client(port: int, path: str = "/mcp") -> AsyncGenerator[RawClient, None]:
+    """A connected `RawClient`, after a correct opening handshake."""
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        ws = WSConnection(ConnectionType.CLIENT)
+        await stream.send_all(ws.send(WsRequest(host=f"127.0.0.1:{port}", target=path, subprotocols=["mcp"])))
+        accepted = False
+        while not accepted:
+            ws.receive_data(await stream.receive_some(65536))
+            accepted = any(isinstance(event, AcceptConnection) for event in ws.events())
+        yield RawClient(stream, ws)
 
 
 def rpc_request(

@@ -10,7 +10,9 @@ one handler's exception ends the whole server), and gives every connection its o
 4. run ``handler(read, write)`` over the pump. An exception from it closes that
    connection with 1011 and is logged with the client's address; nothing else notices.
 
-Cancelling `serve` closes every live connection with 1001 within ``close_timeout``.
+Cancelling `serve` closes every live connection with 1001 within ``close_timeout``, with
+a complete close handshake: each connection's reader outlives its handler (see
+`_Server.connection`).
 At most `MAX_PENDING_HANDSHAKES` handshakes are read at once: beyond that the accept
 loop waits, and new connections queue in the kernel's listen backlog instead of memory.
 """
@@ -20,7 +22,6 @@ from __future__ import annotations
 import errno
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING, Any, Final, NoReturn
 import trio
 from mcp.server.runner import serve_dual_era_loop
 from mcp.shared.message import ServerMessageMetadata, SessionMessage
+from trio_websocket import ConnectionClosed
 
 from ._errors import HandshakeError
 from ._pump import ReadChannel, WriteChannel, open_pump
@@ -38,16 +40,16 @@ from ._server import (
     ConnectionInfo,
     Negotiated,
     Policy,
+    accept,
     connection_info,
-    negotiate,
+    decide,
+    handshake_request,
     open_request,
+    refuse,
     reject,
     serving,
 )
 from ._tws import DEFAULT_MAX_MESSAGE_SIZE, Limits
-
-if sys.version_info < (3, 11):  # pragma: no cover - exercised by the 3.10 CI job
-    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     import ssl
@@ -145,64 +147,76 @@ class _Server:
             logger.info("below max_connections (%d) again", self.max_connections)
 
     async def accept_loop(self, listener: trio.abc.Listener[trio.abc.Stream], nursery: trio.Nursery) -> None:
-        while True:
-            await self.pending.acquire()
-            try:
-                stream = await listener.accept()
-            except OSError as exc:
-                self.pending.release()
-                if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+        async with listener:  # closed as soon as serve is cancelled: no new clients queue up
+            while True:
+                await self.pending.acquire()
+                try:
+                    stream = await listener.accept()
+                except OSError as exc:
+                    self.pending.release()
+                    if exc.errno not in _ACCEPT_CAPACITY_ERRNOS:
+                        raise
+                    logger.error(
+                        "accept() failed with %s (%s); retrying in %ss",
+                        errno.errorcode.get(exc.errno or 0, exc.errno),
+                        os.strerror(exc.errno or 0),
+                        _ACCEPT_RETRY_DELAY,
+                    )
+                    await trio.sleep(_ACCEPT_RETRY_DELAY)
+                    continue
+                except BaseException:
+                    self.pending.release()
                     raise
-                logger.error(
-                    "accept() failed with %s (%s); retrying in %ss",
-                    errno.errorcode.get(exc.errno or 0, exc.errno),
-                    os.strerror(exc.errno or 0),
-                    _ACCEPT_RETRY_DELAY,
-                )
-                await trio.sleep(_ACCEPT_RETRY_DELAY)
-                continue
-            except BaseException:
-                self.pending.release()
-                raise
-            nursery.start_soon(self.connection, stream)
+                nursery.start_soon(self.connection, stream)
 
     async def connection(self, stream: trio.abc.Stream) -> None:
-        """Serve one TCP connection from handshake to close; never raises but Cancelled."""
+        """Serve one TCP connection, from handshake to close.
+
+        A cancellation from outside (serve cancelled, or the handler nursery) does not reach
+        the connection's tasks directly: it cancels ``body``, so the handler is cancelled
+        and the pump closes with 1001 while our WebSocket reader, outside ``body``, still
+        reads the client's answering close frame. The close handshake completes (or
+        ``close_timeout`` expires) before the TCP connection is closed.
+        """
+        body = trio.CancelScope()
+        async with background_nursery() as watcher:
+            watcher.start_soon(_cancel_when_cancelled, body)
+            with trio.CancelScope(shield=True):
+                await self._run_connection(stream, body)
+
+    async def _run_connection(self, stream: trio.abc.Stream, body: trio.CancelScope) -> None:
+        """Never raises (but KeyboardInterrupt): failures are logged with the client's address."""
         remote = _peer(stream)
         pending = True
         try:
-            async with background_nursery() as nursery:
-                negotiated: Negotiated | None = None
-                with trio.move_on_after(self.handshake_timeout) as timeout:
-                    negotiated = await self._handshake(stream, nursery, remote)
-                self.pending.release()
-                pending = False
-                if timeout.cancelled_caught:
-                    logger.debug("%s: no handshake within %ss; dropped", remote, self.handshake_timeout)
-                if negotiated is None:
-                    return
-                assert negotiated.conn is not None
-                assert negotiated.info is not None
-                try:
-                    with serving(negotiated.info):
-                        async with open_pump(negotiated.conn) as (read, write):
-                            await self.handler(read, write)
-                finally:
-                    self._add(-1)
-                logger.debug("%s: connection closed", remote)
+            async with background_nursery() as nursery:  # our reader runs here, outside body
+                with body:
+                    negotiated: Negotiated | None = None
+                    with trio.move_on_after(self.handshake_timeout) as timeout:
+                        negotiated = await self._handshake(stream, nursery, remote)
+                    self.pending.release()
+                    pending = False
+                    if timeout.cancelled_caught:
+                        logger.debug("%s: no handshake within %ss; dropped", remote, self.handshake_timeout)
+                    if negotiated is None:
+                        return
+                    assert negotiated.conn is not None
+                    assert negotiated.info is not None
+                    try:
+                        with serving(negotiated.info):
+                            async with open_pump(negotiated.conn) as (read, write):
+                                await self.handler(read, write)
+                    finally:
+                        self._add(-1)
+                logger.debug(
+                    "%s: connection closed%s", remote, " (shutdown)" if body.cancelled_caught else ""
+                )
         except Exception:
             logger.exception("%s: the connection handler failed; closed the connection with 1011", remote)
-        except BaseExceptionGroup as group:
-            cancelled, rest = group.split(trio.Cancelled)
-            if rest is not None:
-                logger.error("%s: the connection handler failed during shutdown", remote, exc_info=rest)
-            if cancelled is not None:
-                raise cancelled from None
         finally:
             if pending:
                 self.pending.release()
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(stream)
+            await trio.aclose_forcefully(stream)
 
     async def _handshake(
         self, stream: trio.abc.Stream, nursery: trio.Nursery, remote: str
@@ -227,19 +241,25 @@ class _Server:
             await reject(request, conn, Rejection(503, "Service Unavailable: too many connections"))
             return None
         self._add(1)  # reserved now, so concurrent handshakes cannot overshoot the limit
+        reserved = True
         try:
-            negotiated = await negotiate(request, conn, self.policy)
-        except BaseException as exc:
-            self._add(-1)
-            await conn.abort()
-            if isinstance(exc, Exception):
-                logger.debug("%s: handshake failed: %r", remote, exc)
+            handshake = handshake_request(request)
+            decision = await decide(handshake, self.policy)
+            if isinstance(decision, Rejection):
+                self._add(-1)  # before answering: the client may retry at once
+                reserved = False
+                await refuse(request, conn, handshake, decision)
                 return None
-            raise
-        if negotiated.rejection is not None:
-            self._add(-1)
+            negotiated = await accept(request, conn, decision, self.policy)
+            reserved = False  # now the connection's, released when it ends
+            return negotiated
+        except ConnectionClosed:
+            logger.debug("%s: left before the handshake completed", remote)
             return None
-        return negotiated
+        finally:
+            if reserved:  # cancelled (handshake_timeout) or failed before the answer
+                self._add(-1)
+                await conn.abort()
 
 
 async def serve(
@@ -442,6 +462,14 @@ async def serve_mcp(
             handler_nursery=handler_nursery,
             task_status=task_status,
         )
+
+
+async def _cancel_when_cancelled(scope: trio.CancelScope) -> None:
+    """Sleep until cancelled, then cancel ``scope`` (which a shield keeps from seeing it)."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        scope.cancel()
 
 
 class _StampedReader:

@@ -54,10 +54,13 @@ __all__ = [
     "ConnectionInfo",
     "Negotiated",
     "Policy",
+    "accept",
     "connection_info",
+    "decide",
     "handshake_request",
     "negotiate",
     "open_request",
+    "refuse",
     "reject",
     "serving",
     "websocket_server",
@@ -261,23 +264,40 @@ async def negotiate(request: WebSocketRequest, conn: Connection | None, policy: 
         ConnectionClosed: The client left before the accept could be sent.
     """
     handshake = handshake_request(request)
-    decision = await _decide(handshake, policy)
+    decision = await decide(handshake, policy)
     if isinstance(decision, Rejection):
-        logger.info(
-            "refused a WebSocket handshake from %s for %s: %d %s",
-            handshake.remote,
-            handshake.path,
-            decision.status,
-            decision.body,
-        )
-        await reject(request, conn, decision)
+        await refuse(request, conn, handshake, decision)
         return Negotiated(None, None, decision)
-    info = decision
+    return await accept(request, conn, decision, policy)
+
+
+async def accept(
+    request: WebSocketRequest, conn: Connection | None, info: ConnectionInfo, policy: Policy
+) -> Negotiated:
+    """Send the upgrade; adopt the connection when it is trio-websocket's.
+
+    Raises:
+        ConnectionClosed: The client left before the accept could be sent.
+    """
     ws = await request.accept(subprotocol=info.subprotocol)
     if conn is None:
         conn = Connection.adopt(ws, policy.limits)
-    logger.debug("accepted a connection from %s (subprotocol %r)", handshake.remote, info.subprotocol)
+    logger.debug("accepted a connection from %s (subprotocol %r)", info.request.remote, info.subprotocol)
     return Negotiated(conn, info, None)
+
+
+async def refuse(
+    request: WebSocketRequest, conn: Connection | None, handshake: HandshakeRequest, rejection: Rejection
+) -> None:
+    """Log and send a policy rejection."""
+    logger.info(
+        "refused a WebSocket handshake from %s for %s: %d %s",
+        handshake.remote,
+        handshake.path,
+        rejection.status,
+        rejection.body,
+    )
+    await reject(request, conn, rejection)
 
 
 async def reject(request: WebSocketRequest, conn: Connection | None, rejection: Rejection) -> None:
@@ -294,7 +314,8 @@ async def reject(request: WebSocketRequest, conn: Connection | None, rejection: 
             await conn.abort()
 
 
-async def _decide(request: HandshakeRequest, policy: Policy) -> ConnectionInfo | Rejection:
+async def decide(request: HandshakeRequest, policy: Policy) -> ConnectionInfo | Rejection:
+    """Apply the policy: Host/Origin, subprotocol, then ``authenticate``; the first refusal wins."""
     if policy.security is not None:
         refused = await check_host_and_origin(policy.security, request)
         if refused is not None:
