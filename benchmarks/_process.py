@@ -32,7 +32,13 @@ class Peer:
     """One child process speaking the line protocol of `benchmarks._spec` on its stdout."""
 
     def __init__(
-        self, argv: Sequence[str], *, cwd: Path, log: Path, env: dict[str, str] | None = None
+        self,
+        argv: Sequence[str],
+        *,
+        cwd: Path,
+        log: Path,
+        env: dict[str, str] | None = None,
+        cpu: int | None = None,
     ) -> None:
         self.argv = list(argv)
         self.log = log
@@ -48,6 +54,8 @@ class Peer:
             text=True,
         )
         _live.add(self)
+        if cpu is not None:
+            pin(self.proc.pid, cpu)
         self._lines: queue.Queue[str | None] = queue.Queue()
         assert self.proc.stdout is not None
         self._reader = threading.Thread(target=self._read, args=(self.proc.stdout,), daemon=True)
@@ -131,6 +139,26 @@ class Peer:
         if not text:
             return ""
         return "\n  stderr: " + "\n  ".join(text.splitlines()[-lines:])
+
+
+def cpus() -> list[int]:
+    """The CPUs this process may run on (all of them where affinity is not supported)."""
+    if hasattr(os, "sched_getaffinity"):
+        return sorted(os.sched_getaffinity(0))
+    return list(range(os.cpu_count() or 1))
+
+
+def pin(pid: int, cpu: int) -> None:
+    """Run ``pid`` on ``cpu`` only, where the OS supports it (Linux); otherwise do nothing.
+
+    Called right after the child starts, before it creates any thread; threads it creates
+    later inherit the setting.
+    """
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(pid, {cpu})
+        except OSError:  # the child already exited, or the CPU went away
+            pass
 
 
 def stop_all() -> None:

@@ -20,7 +20,9 @@ import argparse
 import cProfile
 import importlib
 import io
+import os
 import pstats
+import subprocess
 import sys
 import time
 from functools import partial
@@ -33,7 +35,7 @@ from mcp_types import jsonrpc_message_adapter
 
 import trio_mcp_ws
 
-from ._process import Peer, stop_all
+from ._process import Peer, cpus, pin, stop_all
 from ._spec import READY, RESULT, EchoPlan, Plan, Results, message_text
 from .stack_ours import MAX_CONNECTIONS, _echo_handler  # pyright: ignore[reportPrivateUsage]
 
@@ -99,10 +101,23 @@ async def _profile_server(size: int, n: int, profiler: _Profiler) -> None:
         argv = [sys.executable, "-m", "benchmarks.stack_ours", "drive", "ours"]
         argv += ["--url", info.url, "--plan", plan.to_json()]
         profiler.start()
+        output = bytearray()
         with trio.fail_after(BUDGET):
-            done = await trio.run_process(argv, cwd=ROOT, capture_stdout=True, check=True)
+            proc = await trio.lowlevel.open_process(argv, cwd=ROOT, stdout=subprocess.PIPE)
+            _pin_other(proc.pid)
+            try:
+                assert proc.stdout is not None
+                while chunk := await proc.stdout.receive_some():
+                    output += chunk
+                await proc.wait()
+            finally:
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+            if proc.returncode != 0:
+                raise RuntimeError(f"the client exited with {proc.returncode}")
         profiler.stop()
-        for line in done.stdout.decode().splitlines():
+        for line in output.decode().splitlines():
             if line.startswith(RESULT):
                 results = Results.from_json(line.partition(" ")[2])
                 print(f"client saw {n / results.stream_seconds[size]:,.0f} messages/s (server profiled)")
@@ -129,6 +144,19 @@ async def _profile_client(url: str, size: int, n: int, profiler: _Profiler) -> N
     print(f"{n / profiler.wall:,.0f} messages/s (client profiled)")
 
 
+def _pin_self() -> None:
+    """This process on the first CPU, the other side on the second (as the runner does)."""
+    available = cpus()
+    if len(available) > 1:
+        pin(os.getpid(), available[0])
+
+
+def _pin_other(pid: int) -> None:
+    available = cpus()
+    if len(available) > 1:
+        pin(pid, available[1])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Profile one side; print CPU per message and the top functions."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.profile", description=__doc__)
@@ -148,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     n: int = args.n
     profiler = _Profiler(str(args.profiler))
     OUT.mkdir(parents=True, exist_ok=True)
+    _pin_self()
     try:
         if side == "server":
             trio.run(_profile_server, size, n, profiler)
@@ -157,6 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                 cwd=ROOT,
                 log=OUT / "server.log",
             )
+            _pin_other(server.pid)
             port = int(server.expect(READY, 60))
             trio.run(_profile_client, f"ws://127.0.0.1:{port}/mcp", size, n, profiler)
     finally:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from . import _mcp130env
-from ._process import Peer, PeerError, RssSampler, rss, stop_all
+from ._process import Peer, PeerError, RssSampler, cpus, rss, stop_all
 from ._spec import (
     HOLDING,
     READY,
@@ -247,12 +247,25 @@ class Summary:
 class Runner:
     """Runs the cases and fills a `Summary`."""
 
-    def __init__(self, settings: Settings, *, cases: set[str], workloads: set[str], smoke: bool) -> None:
+    def __init__(
+        self, settings: Settings, *, cases: set[str], workloads: set[str], smoke: bool, pin: bool
+    ) -> None:
         self.settings = settings
         self.summary = Summary(settings, smoke=smoke)
         self.cases = cases
         self.workloads = workloads
         self.pythons: dict[bool, str] = {False: sys.executable}
+        # Server and client on different CPUs: left to itself, the kernel sometimes puts two
+        # processes that wake each other on one core, which halves throughput at random.
+        available = cpus()
+        self.server_cpu: int | None = None
+        self.client_cpu: int | None = None
+        if pin and len(available) > 1:
+            self.server_cpu, self.client_cpu = available[0], available[1]
+            self.summary.notes.append(
+                f"server pinned to CPU {self.server_cpu}, client to CPU {self.client_cpu} "
+                "(--no-pin lets them float)"
+            )
 
     # -- availability ---------------------------------------------------------------------
 
@@ -288,6 +301,7 @@ class Runner:
             [self.pythons[case.sdk130], "-m", case.module, *case.server],
             cwd=ROOT,
             log=LOGS / f"{tag}-server.log",
+            cpu=self.server_cpu,
         )
         try:
             port = int(server.expect(READY, SERVER_START_TIMEOUT))
@@ -310,6 +324,7 @@ class Runner:
             ],
             cwd=ROOT,
             log=LOGS / f"{tag}-client.log",
+            cpu=self.client_cpu,
         )
 
     def _finish(self, client: Peer, plan: Plan) -> Results:
@@ -318,7 +333,7 @@ class Runner:
         return results
 
     def _run(self, case: Case, workload: str, repeat: int, detail: str, plan: Plan) -> None:
-        tag = f"{workload}-{case.key}{'-' + detail if detail else ''}"
+        tag = f"{workload}-{case.key}{'-' + detail if detail else ''}-r{repeat + 1}"
         began = time.monotonic()
         try:
             server, url = self._start_server(case, tag)
@@ -513,6 +528,7 @@ def main(argv: list[str] | None = None) -> int:
         "--workloads", default=",".join(WORKLOADS), help="comma-separated workloads (default: all)"
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin server and client to separate CPUs")
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
     settings = Settings.smoke() if smoke else Settings.full()
@@ -527,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_fd_limit()
     started = time.monotonic()
-    runner = Runner(settings, cases=cases, workloads=workloads, smoke=smoke)
+    runner = Runner(settings, cases=cases, workloads=workloads, smoke=smoke, pin=not args.no_pin)
     try:
         runner.summary.machine = machine_info()
         runner.prepare()

@@ -72,7 +72,9 @@ class _Endpoint:
 
 
 def _fastmcp() -> Any:
-    fastmcp = _sdk("mcp.server.fastmcp", "FastMCP")("bench")
+    # WARNING: at its default (INFO) FastMCP logs a line per request, a cost of the server
+    # framework, not of the transport under test (our MCPServer is configured the same way).
+    fastmcp = _sdk("mcp.server.fastmcp", "FastMCP")("bench", log_level="WARNING")
 
     def echo(text: str) -> str:
         """Return the text unchanged."""
