@@ -13,6 +13,7 @@ import trio
 from mcp import Client
 from mcp.server.lowlevel import Server
 from mcp.server.mcpserver import Context, MCPServer
+from mcp.shared.exceptions import MCPError
 
 from tests._sdk import as_transport
 from trio_mcp_ws import (
@@ -160,6 +161,44 @@ async def test_lifespan_is_entered_once_for_all_connections() -> None:
                     assert result.structured_content == {"result": "pool"}
             assert events == ["enter"]
     assert events == ["enter", "exit"]
+
+
+async def test_cancelling_serve_mcp_mid_call_ends_the_session_promptly() -> None:
+    server = make_server()
+    entered = trio.Event()
+    cancelled = trio.Event()
+
+    @server.tool()
+    async def slow() -> str:
+        """Never answers."""
+        entered.set()
+        try:
+            await trio.sleep(3600)  # until cancelled
+        finally:
+            cancelled.set()
+        return "too late"  # pragma: no cover
+
+    with trio.fail_after(20):
+        async with trio.open_nursery() as outer:
+            scope = trio.CancelScope()
+
+            async def run(task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED) -> None:
+                with scope:
+                    await serve_mcp(server, "127.0.0.1", 0, task_status=task_status)
+
+            info: ServerInfo = await outer.start(run)
+            async with Client(as_transport(websocket_client(info.url)), mode="legacy") as client:
+
+                async def cancel_when_running() -> None:
+                    await entered.wait()
+                    scope.cancel()
+
+                outer.start_soon(cancel_when_running)
+                start = trio.current_time()
+                with pytest.raises(MCPError):
+                    await client.call_tool("slow", {})
+                assert trio.current_time() - start < 5
+    assert cancelled.is_set()
 
 
 async def test_serve_mcp_refuses_other_objects() -> None:
