@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import logging
 from functools import partial
 
 import pytest
@@ -143,6 +144,20 @@ async def test_malformed_handshakes_get_400_and_the_listener_serves_on(garbage: 
             assert response is not None
             assert response.status == 400
             await round_trip(info.url)
+
+
+@pytest.mark.parametrize("host", ["xn--zz", "\xff\xfe", "a\xe9.example"])
+async def test_a_host_that_is_not_idna_gets_400_without_an_error_log(
+    host: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """wsproto decodes Host as IDNA and lets UnicodeError escape; our reader answers 400."""
+    with trio.fail_after(10):
+        async with running() as info:
+            response = await exchange(info.port, upgrade_request(info.port, host=host))
+            assert response is not None
+            assert response.status == 400
+            await round_trip(info.url)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_clients_that_leave_mid_handshake_do_not_hurt_the_listener() -> None:

@@ -380,7 +380,9 @@ class Connection:
                 continue  # the close handshake is done; we only wait for the TCP close
             try:
                 proto.receive_data(data if isinstance(data, bytes) else bytes(data))
-            except (ProtocolError, h11.ProtocolError) as exc:
+            except (ProtocolError, h11.ProtocolError, UnicodeError) as exc:
+                # UnicodeError: wsproto decodes the Host header as IDNA and lets the error
+                # escape (e.g. "Host: xn--zz"); it is a malformed request like any other.
                 await self._protocol_error(exc)
                 return
 
@@ -388,10 +390,9 @@ class Connection:
         """The peer broke HTTP or WebSocket framing where wsproto raises instead of closing."""
         ws = self.ws
         if not self.settled.is_set():
-            if (
-                ws.is_server
-                and isinstance(exc, RemoteProtocolError)
-                and isinstance(exc.event_hint, RejectConnection)
+            if ws.is_server and (
+                isinstance(exc, UnicodeError)
+                or (isinstance(exc, RemoteProtocolError) and isinstance(exc.event_hint, RejectConnection))
             ):
                 with trio.move_on_after(self.limits.close_timeout):
                     try:
