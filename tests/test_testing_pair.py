@@ -496,6 +496,22 @@ async def test_peer_closing_tcp_right_after_its_close_frame_is_a_normal_close(
 
 
 @pytest.mark.parametrize("raw_role", ROLES)
+@pytest.mark.parametrize("pings", [1, 8, 50])
+async def test_pings_arriving_while_we_close_do_not_break_the_close(raw_role: Role, pings: int) -> None:
+    """Regression (found by the stateful test): answering a ping after our close frame went out
+    raised inside wsproto, which the reader took for a protocol error: 1002, and no close frame."""
+    with trio.fail_after(LIMIT):
+        async with open_raw_peer(raw_role=raw_role) as peer:
+            for _ in range(pings):
+                await peer.send_ping(b"p")
+            await peer.endpoint.aclose()
+            close = await peer.wait_closed()
+    assert close is not None
+    assert close.code == 1000
+    assert peer.endpoint.close_code == 1000
+
+
+@pytest.mark.parametrize("raw_role", ROLES)
 async def test_raw_peer_drop(raw_role: Role) -> None:
     with trio.fail_after(LIMIT):
         async with open_raw_peer(raw_role=raw_role) as peer:

@@ -414,10 +414,13 @@ class Connection:
         if isinstance(event, (TextMessage, BytesMessage)):
             await self._on_message(event)
         elif isinstance(event, Ping):
-            try:
-                await ws._send(event.response())  # pyright: ignore[reportPrivateUsage]
-            except ConnectionClosed:
-                pass
+            # No pong once our close frame is out: wsproto refuses it, and the reader took
+            # that LocalProtocolError for the peer's protocol error (1002, close lost).
+            if ws._wsproto.state is ConnectionState.OPEN:  # pyright: ignore[reportPrivateUsage]
+                try:
+                    await ws._send(event.response())  # pyright: ignore[reportPrivateUsage]
+                except ConnectionClosed:
+                    pass
         elif isinstance(event, Pong):
             await ws._handle_pong_event(event)  # pyright: ignore[reportPrivateUsage]
         elif isinstance(event, CloseConnection):
