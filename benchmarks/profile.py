@@ -92,7 +92,7 @@ class _Profiler:
         return out.getvalue() + f"(written to {path})\n"
 
 
-async def _profile_server(size: int, n: int, profiler: _Profiler) -> None:
+async def _profile_server(size: int, n: int, profiler: _Profiler, pinned: bool) -> None:
     async with trio.open_nursery() as nursery:
         info: trio_mcp_ws.ServerInfo = await nursery.start(
             partial(trio_mcp_ws.serve, _echo_handler, "127.0.0.1", 0, max_connections=MAX_CONNECTIONS)
@@ -104,7 +104,8 @@ async def _profile_server(size: int, n: int, profiler: _Profiler) -> None:
         output = bytearray()
         with trio.fail_after(BUDGET):
             proc = await trio.lowlevel.open_process(argv, cwd=ROOT, stdout=subprocess.PIPE)
-            _pin_other(proc.pid)
+            if pinned:
+                _pin_other(proc.pid)
             try:
                 assert proc.stdout is not None
                 while chunk := await proc.stdout.receive_some():
@@ -164,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=150, help="bytes of JSON per message")
     parser.add_argument("--n", type=int, default=20_000, help="messages streamed")
     parser.add_argument("--top", type=int, default=30, help="functions to list")
+    parser.add_argument("--pin", action="store_true", help="run the two sides on separate CPUs")
     parser.add_argument(
         "--profiler",
         choices=("cprofile", "pyinstrument", "none"),
@@ -176,17 +178,20 @@ def main(argv: list[str] | None = None) -> int:
     n: int = args.n
     profiler = _Profiler(str(args.profiler))
     OUT.mkdir(parents=True, exist_ok=True)
-    _pin_self()
+    pinned = bool(args.pin)
+    if pinned:
+        _pin_self()
     try:
         if side == "server":
-            trio.run(_profile_server, size, n, profiler)
+            trio.run(_profile_server, size, n, profiler, pinned)
         else:
             server = Peer(
                 [sys.executable, "-m", "benchmarks.stack_ours", "serve", "echo"],
                 cwd=ROOT,
                 log=OUT / "server.log",
             )
-            _pin_other(server.pid)
+            if pinned:
+                _pin_other(server.pid)
             port = int(server.expect(READY, 60))
             trio.run(_profile_client, f"ws://127.0.0.1:{port}/mcp", size, n, profiler)
     finally:

@@ -255,16 +255,18 @@ class Runner:
         self.cases = cases
         self.workloads = workloads
         self.pythons: dict[bool, str] = {False: sys.executable}
-        # Server and client on different CPUs: left to itself, the kernel sometimes puts two
-        # processes that wake each other on one core, which halves throughput at random.
+        # With --pin, server and client on different CPUs: left to itself, the kernel sometimes
+        # runs two processes that wake each other on one core, which makes throughput bimodal.
+        # Not the default: a pinned process cannot escape other load on its core, and stacks
+        # that hand work to threads (FastMCP's sync tools, our large-frame decode) then pay
+        # for every hand-off with a context switch on the same core.
         available = cpus()
         self.server_cpu: int | None = None
         self.client_cpu: int | None = None
         if pin and len(available) > 1:
             self.server_cpu, self.client_cpu = available[0], available[1]
             self.summary.notes.append(
-                f"server pinned to CPU {self.server_cpu}, client to CPU {self.client_cpu} "
-                "(--no-pin lets them float)"
+                f"server pinned to CPU {self.server_cpu}, client to CPU {self.client_cpu} (--pin)"
             )
 
     # -- availability ---------------------------------------------------------------------
@@ -528,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
         "--workloads", default=",".join(WORKLOADS), help="comma-separated workloads (default: all)"
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin server and client to separate CPUs")
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="pin server and client to separate CPUs (steadier A/B runs; distorts threaded stacks)",
+    )
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
     settings = Settings.smoke() if smoke else Settings.full()
@@ -543,7 +549,7 @@ def main(argv: list[str] | None = None) -> int:
 
     raise_fd_limit()
     started = time.monotonic()
-    runner = Runner(settings, cases=cases, workloads=workloads, smoke=smoke, pin=not args.no_pin)
+    runner = Runner(settings, cases=cases, workloads=workloads, smoke=smoke, pin=bool(args.pin))
     try:
         runner.summary.machine = machine_info()
         runner.prepare()
