@@ -206,7 +206,6 @@ async def test_serve_mcp_refuses_other_objects() -> None:
         await serve_mcp(object(), "127.0.0.1", 0)  # type: ignore[arg-type]
 
 
-@pytest.mark.slow
 async def test_200_concurrent_official_clients() -> None:
     """200 mcp.Client sessions at once (a quarter in the 2026 era), 5 tool calls each, all right."""
     clients = 200

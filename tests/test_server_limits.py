@@ -202,12 +202,21 @@ async def test_a_worst_case_frame_does_not_stall_other_connections() -> None:
     """While one client sends worst-case 4 MiB frames, another's round trips stay fast.
 
     Measured on 2 cores (CPython 3.11): the other connection's worst round trip is 60-90 ms
-    (the GIL-held parse of one frame); decoding inline with the collector running, it was
-    650-1200 ms. The bound leaves a wide margin for a loaded machine; the mechanism itself
-    is checked deterministically above.
+    on an idle machine, ~300 ms with three such tests sharing the 2 cores; decoding inline
+    with the collector running, it was 650-1200 ms idle. The stall that remains is the part
+    of one parse that holds the GIL, so the bound is relative to that, measured here and now
+    (a loaded machine slows both), with a floor: max(0.5 s, 4 x one GIL-held parse). The
+    mechanism itself is checked deterministically above.
     """
     frame = worst_case_frame()
     assert len(frame) < 4 * MiB
+    parse_times: list[float] = []
+    for _ in range(3):
+        with offload._collector_paused():  # pyright: ignore[reportPrivateUsage]
+            start = time.perf_counter()
+            decode(frame)
+            parse_times.append(time.perf_counter() - start)
+    bound = max(0.5, 4 * statistics.median(parse_times))
     with trio.fail_after(120):
         async with running(answer_small) as info, websocket_client(info.url) as (read, write):
 
@@ -239,9 +248,10 @@ async def test_a_worst_case_frame_does_not_stall_other_connections() -> None:
     print(  # shown with -s; the numbers the docs quote
         f"baseline median {statistics.median(baseline) * 1000:.2f} ms; "
         f"under attack: {len(latencies)} round trips, "
-        f"median {statistics.median(latencies) * 1000:.1f} ms, worst {worst * 1000:.0f} ms"
+        f"median {statistics.median(latencies) * 1000:.1f} ms, worst {worst * 1000:.0f} ms; "
+        f"one parse {statistics.median(parse_times) * 1000:.0f} ms, bound {bound * 1000:.0f} ms"
     )
-    assert worst < 0.5
+    assert worst < bound
 
 
 async def test_limiter_is_shared_within_a_run() -> None:
