@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import glob
 import os
-import shutil
 from pathlib import Path
 
 import nox
@@ -31,14 +30,14 @@ nox.options.sessions = ["tests", "lint", "typecheck", "docs", "interop"]
 def _find_pyenv_interpreters() -> None:
     """Make every pyenv-installed CPython findable by nox, whatever ``pyenv global`` says.
 
-    pyenv's shims answer only for the selected versions; the interpreters themselves are
-    all there. Nothing changes on machines without pyenv.
+    pyenv's shims answer only for the selected versions (``python3.10`` on the PATH can be
+    a shim that refuses to run), while the interpreters themselves are all there; put
+    their directories first. Nothing changes on machines without pyenv.
     """
     root = os.environ.get("PYENV_ROOT") or os.path.expanduser("~/.pyenv")
     extra = [
         path
         for version in PYTHONS
-        if shutil.which(f"python{version}") is None
         for path in sorted(glob.glob(os.path.join(root, "versions", f"{version}.*", "bin")))[-1:]
     ]
     if extra:
