@@ -12,8 +12,9 @@ import trio
 import trio.testing
 import trio_websocket
 from wsproto import ConnectionType, WSConnection
+from wsproto.events import Request
 
-from trio_mcp_ws._tws import REQUIRED_INTERNALS
+from trio_mcp_ws._tws import REQUIRED_INTERNALS, REQUIRED_REQUEST_INTERNALS
 
 
 async def test_required_internals_exist() -> None:
@@ -24,6 +25,11 @@ async def test_required_internals_exist() -> None:
     missing = [name for name in REQUIRED_INTERNALS if not hasattr(ws, name)]
     assert not missing, (
         f"trio-websocket {trio_websocket.__version__} lacks {missing}: update trio_mcp_ws/_tws.py"
+    )
+    request = trio_websocket.WebSocketRequest(ws, Request(host="h", target="/"))
+    missing = [name for name in REQUIRED_REQUEST_INTERNALS if not hasattr(request, name)]
+    assert not missing, (
+        f"trio-websocket {trio_websocket.__version__} lacks {missing}: update trio_mcp_ws/_server.py"
     )
 
 

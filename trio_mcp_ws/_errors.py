@@ -115,7 +115,10 @@ class HandshakeError(ConnectError):
 
 
 class HandshakeRejectedError(HandshakeError):
-    """The server answered the opening handshake with an HTTP error instead of upgrading.
+    """An opening handshake was refused with an HTTP error instead of an upgrade.
+
+    Raised by `websocket_client` when the server refused it, and by `websocket_server`
+    after it refused a request (the client has been answered already).
 
     Attributes:
         status_code: The HTTP status (e.g. 401, 403, 404, 503).

@@ -51,7 +51,7 @@ from ._errors import HandshakeError, HandshakeRejectedError
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["REQUIRED_INTERNALS", "Connection", "Limits"]
+__all__ = ["REQUIRED_INTERNALS", "REQUIRED_REQUEST_INTERNALS", "Connection", "Limits"]
 
 logger = logging.getLogger("trio_mcp_ws")
 
@@ -78,6 +78,10 @@ REQUIRED_INTERNALS: Final = (
     "_handle_close_connection_event",
     "_handle_pong_event",
 )
+
+# Private attributes of trio_websocket.WebSocketRequest that the server relies on: wsproto
+# strips the Host header from the request's headers; only the event still has it.
+REQUIRED_REQUEST_INTERNALS: Final = ("_event",)
 
 DEFAULT_MAX_MESSAGE_SIZE: Final = 4 * 1024 * 1024
 """4 MiB, the MCP SDK's own limit on an HTTP request body."""
