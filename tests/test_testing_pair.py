@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import subprocess
 import sys
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 import mcp_types as t
 import pytest
@@ -19,7 +19,9 @@ from mcp.shared.message import SessionMessage
 from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessage
 
 import trio_mcp_ws.testing
-from trio_mcp_ws import ConnectionClosedError, MessageDecodeError, encode
+from trio_mcp_ws import ConnectionClosedError, HandshakeError, MessageDecodeError, encode
+from trio_mcp_ws._scope import background_nursery
+from trio_mcp_ws._tws import Connection, Limits
 from trio_mcp_ws.testing import Endpoint, RawPeer, TransportPair, open_raw_peer, open_transport_pair
 from trio_mcp_ws.testing._memory import bounded_stream_pair
 from trio_mcp_ws.testing._raw import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, encode_frame
@@ -620,3 +622,144 @@ async def test_raw_peer_receive_event_kinds() -> None:
 def test_encode_frame_refuses_what_cannot_be_encoded(call: Callable[[], bytes], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         call()
+
+
+# -- core behaviours the raw peer makes easy to reach ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"max_message_size": 0}, "max_message_size"),
+        ({"close_timeout": -1}, "close_timeout"),
+        ({"ping_interval": 0}, "ping_interval"),
+        ({"ping_timeout": 0}, "ping_timeout"),
+    ],
+)
+async def test_invalid_limits_are_value_errors(options: dict[str, float], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        async with open_transport_pair(**options):  # type: ignore[arg-type]
+            pass  # pragma: no cover - never entered
+
+
+async def test_after_a_1009_later_frames_are_discarded_and_a_bad_one_drops_tcp(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """While closing with 1009: messages are discarded, and a frame that breaks the protocol
+    ends the connection at once instead of waiting for the close answer."""
+    with trio.fail_after(LIMIT):
+        async with open_raw_peer(max_message_size=100, close_timeout=30) as peer:
+            peer.answer_close = False
+            start = trio.current_time()
+            await peer.send_text(encode(note(0, "x" * 200).message))
+            await peer.send_text(encode(note(1).message))
+            await peer.send_text(b'"\xff"')
+            items = await drain(peer.endpoint.read)
+            await peer.wait_eof()
+            assert trio.current_time() - start < 1
+    assert [type(item) for item in items] == [ConnectionClosedError]
+    assert isinstance(items[0], ConnectionClosedError)
+    assert items[0].code == 1009
+
+
+async def test_a_peer_that_never_answers_a_1009_is_dropped_after_close_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The reader's own deadline: the body is still running, nothing else closes TCP."""
+    with trio.fail_after(LIMIT * 10):
+        async with open_raw_peer(max_message_size=100, close_timeout=3) as peer:
+            peer.answer_close = False
+            await peer.send_text(encode(note(0, "x" * 200).message))
+            start = trio.current_time()
+            await peer.wait_eof()
+            assert 3 <= trio.current_time() - start < 3.1
+            assert peer.close_code == 1009
+
+
+@pytest.mark.parametrize("raw_role", ROLES)
+async def test_a_1009_close_frame_that_cannot_be_sent(raw_role: Role) -> None:
+    """The peer vanished right after its oversized message: our close frame finds no one."""
+    with trio.fail_after(LIMIT):
+        async with open_raw_peer(raw_role=raw_role, max_message_size=100) as peer:
+            await peer.send_text(encode(note(0, "x" * 200).message))
+            await peer.drop()
+            items = await drain(peer.endpoint.read)
+    assert len(items) == 1
+    assert isinstance(items[0], ConnectionClosedError)
+    assert items[0].code == 1009
+
+
+async def test_client_ignores_data_after_the_close_handshake() -> None:
+    with trio.fail_after(LIMIT):
+        async with open_raw_peer() as peer, trio.open_nursery() as nursery:
+            peer.answer_close = False
+            nursery.start_soon(peer.endpoint.aclose)
+            close = await peer.wait_closed()
+            assert close is not None
+            await peer.send_close(close.code)
+            await peer.send_text("after the close handshake")
+            await trio.testing.wait_all_tasks_blocked()
+            await peer.drop()
+    assert peer.endpoint.close_code == 1000
+
+
+async def test_handshake_on_a_stream_whose_peer_is_gone() -> None:
+    left, right = bounded_stream_pair()
+    await right.aclose()
+    limits = Limits(ping_interval=None)
+    with trio.fail_after(LIMIT), pytest.raises(HandshakeError, match="opening handshake"):
+        async with background_nursery() as nursery:
+            await Connection.open_client(
+                left,
+                nursery,
+                host="localhost",
+                resource="/",
+                subprotocols=[],
+                extra_headers=[],
+                limits=limits,
+            )
+
+
+async def test_keepalive_does_not_blame_the_peer_for_a_slow_consumer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with trio.fail_after(LIMIT * 100):
+        async with (
+            open_transport_pair(ping_interval=1, ping_timeout=1) as pair,
+            trio.open_nursery() as nursery,
+        ):
+
+            async def send() -> None:
+                for seq in range(20):
+                    await pair.client.write.send(note(seq))
+
+            nursery.start_soon(send)
+            await trio.sleep(60)  # the server reads nothing for a minute: its reader is stalled
+            assert pair.server.close_code is None
+            for seq in range(20):
+                assert await receive_message(pair.server.read) == note(seq).message
+
+
+async def test_keepalive_notices_a_peer_that_stopped_reading(autojump_clock: trio.testing.MockClock) -> None:
+    """A half-dead peer: it no longer reads, so our ping cannot even be written."""
+    with trio.fail_after(LIMIT * 100):
+        async with open_raw_peer(ping_interval=5, ping_timeout=2) as peer:
+            stream = peer.stream
+            assert isinstance(stream, trio.StapledStream)
+            await cast(
+                "trio.StapledStream[trio.abc.SendStream, trio.abc.ReceiveStream]", stream
+            ).receive_stream.aclose()
+            items = await drain(peer.endpoint.read)
+    assert len(items) == 1
+    assert isinstance(items[0], ConnectionClosedError)
+    assert items[0].code == 1006
+
+
+async def test_server_refusing_a_garbage_request_from_a_client_already_gone() -> None:
+    """The 400 answer cannot be written: the handshake still fails cleanly, as a HandshakeError."""
+    ours, theirs = bounded_stream_pair()
+    await theirs.send_all(b"GET /mcp HTTP/1.1\r\nHost: x\r\n\r\n")  # not an upgrade request
+    await theirs.aclose()
+    with trio.fail_after(LIMIT), pytest.raises(HandshakeError, match="opening handshake"):
+        async with background_nursery() as nursery:
+            await Connection.open_server(ours, nursery, limits=Limits(ping_interval=None))
