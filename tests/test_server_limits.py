@@ -132,7 +132,8 @@ async def test_message_size_is_counted_in_bytes() -> None:
 async def test_large_frames_are_decoded_in_a_worker_with_the_collector_paused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The mechanism: small frames inline, large ones in a thread, GC paused, one at a time."""
+    """The mechanism: small frames inline; medium ones inline with the collector paused;
+    large ones in a thread, collector paused, one at a time."""
     calls: list[tuple[int, bool, bool]] = []
     running_now = 0
     overlap = 0
@@ -153,7 +154,10 @@ async def test_large_frames_are_decoded_in_a_worker_with_the_collector_paused(
 
     monkeypatch.setattr(offload, "decode", spy)  # what decode_frame calls
     large = (
-        '{"jsonrpc":"2.0","id":1,"method":"x","params":{"pad":"' + "x" * (offload.INLINE_LIMIT + 1) + '"}}'
+        '{"jsonrpc":"2.0","id":1,"method":"x","params":{"pad":"' + "x" * (offload.THREAD_LIMIT + 1) + '"}}'
+    )
+    medium = (
+        '{"jsonrpc":"2.0","id":2,"method":"x","params":{"pad":"' + "x" * (offload.INLINE_LIMIT + 1) + '"}}'
     )
     assert gc.isenabled()
     with trio.fail_after(20):
@@ -167,14 +171,20 @@ async def test_large_frames_are_decoded_in_a_worker_with_the_collector_paused(
                             await ws.get_message()
 
                     nursery.start_soon(send_large)
+            async with open_websocket_url(info.url) as ws:
+                await ws.send_message(medium)
+                await ws.get_message()
             async with websocket_client(info.url) as (read, write):
                 await write.send(rpc_request(5))
                 assert isinstance(await read.receive(), SessionMessage)
     assert gc.isenabled()
-    large_calls = [call for call in calls if call[0] > offload.INLINE_LIMIT]
+    large_calls = [call for call in calls if call[0] > offload.THREAD_LIMIT]
+    medium_calls = [call for call in calls if offload.INLINE_LIMIT < call[0] <= offload.THREAD_LIMIT]
     small_calls = [call for call in calls if call[0] <= offload.INLINE_LIMIT]
     assert len(large_calls) == 4
     assert all(not on_main and not gc_on for _, on_main, gc_on in large_calls)
+    assert len(medium_calls) == 1
+    assert all(on_main and not gc_on for _, on_main, gc_on in medium_calls)
     assert small_calls
     assert all(on_main and gc_on for _, on_main, gc_on in small_calls)
     assert overlap == 1  # the limiter: one large decode at a time

@@ -48,8 +48,11 @@ WriteChannel = trio.MemorySendChannel[SessionMessage]
 
 # The reader hands each message over directly (the connection's own queue already
 # buffers a few); the writer holds a few so a burst of sends does not wait on the socket.
-READ_BUFFER: Final = 0
+READ_BUFFER: Final = 4
 WRITE_BUFFER: Final = 8
+# At most this many queued messages go out in one write (they are at most WRITE_BUFFER + 1
+# anyway; the cap keeps the joined buffer small if the buffer grows).
+WRITE_BURST: Final = 16
 
 # Close codes we send when the body ends (RFC 6455 section 7.4.1).
 CLOSE_NORMAL: Final = 1000
@@ -117,31 +120,43 @@ class _Pump:
         raised Trio's BrokenResourceError, which the SDK does not catch. `shutdown` ends
         the writer, within close_timeout.
         """
-        ws = self.conn.ws
+        conn = self.conn
         with self.writer_scope:
             try:
                 async with self.write_recv:
                     async for message in self.write_recv:
-                        if self.conn.close_record is not None:
-                            self._drop(message)
+                        batch = self._take_burst(message)
+                        if conn.close_record is not None:
+                            self._drop(batch)
                             continue
                         try:
-                            await ws.send_message(encode(message.message))
+                            await conn.send_texts([encode(item.message) for item in batch])
                         except ConnectionClosed:
-                            self._drop(message)
+                            self._drop(batch)
             finally:
                 self.writer_done.set()
 
-    def _drop(self, message: SessionMessage) -> None:
+    def _take_burst(self, first: SessionMessage) -> list[SessionMessage]:
+        """``first`` and whatever else is already waiting, to be written at once."""
+        batch = [first]
+        while len(batch) < WRITE_BURST:
+            try:
+                batch.append(self.write_recv.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel):  # noqa: PERF203 - zero-cost try on 3.11+
+                break
+        return batch
+
+    def _drop(self, batch: list[SessionMessage]) -> None:
         # The peer is gone: the session must not crash on a late write, so drop and log.
-        self.dropped += 1
-        level = logging.WARNING if self.dropped == 1 else logging.DEBUG
-        logger.log(
-            level,
-            "%s: connection closed, dropped an outgoing %s",
-            self.conn.ws,
-            type(message.message).__name__,
-        )
+        for message in batch:
+            self.dropped += 1
+            level = logging.WARNING if self.dropped == 1 else logging.DEBUG
+            logger.log(
+                level,
+                "%s: connection closed, dropped an outgoing %s",
+                self.conn.ws,
+                type(message.message).__name__,
+            )
 
     async def keepalive(self, interval: float, pong_timeout: float) -> None:
         conn = self.conn
