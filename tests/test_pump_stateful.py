@@ -47,9 +47,9 @@ Role = Literal["client", "server"]
 Exit = Literal["clean", "error", "cancel"]
 
 # Frames the peer may send ahead of our reads. The program is sequential, so the peer must
-# never block on backpressure: our side absorbs six complete messages of any size (the
-# pump's hand-over, the connection's queue of four, the reader's own) before it stops
-# reading the stream.
+# never block on backpressure: our side absorbs a few complete messages of any size (the
+# read channel's buffer, the connection's queue, the reader's own) before it stops reading
+# the stream; six stays under that with room to spare (eight measured, pump of Nov 2026).
 MAX_PENDING_READS = 6
 # Virtual seconds: only a deadlock gets this far under the autojump clock (the longest
 # legitimate wait is one close_timeout, 10 s).
@@ -58,9 +58,9 @@ STEP_DEADLINE = 600
 
 CLOSE_CODES = {"clean": 1000, "error": 1011, "cancel": 1001}
 
-# Frames over INLINE_LIMIT are decoded in a worker thread, and the autojump clock would jump
-# to the next deadline while a thread runs: they are left to tests/test_pump_properties.py,
-# which runs on the real clock.
+# Large frames may be decoded in a worker thread (see _offload), and the autojump clock would
+# jump to the next deadline while a thread runs: frames over INLINE_LIMIT, the smallest size
+# that may ever take that path, are left to tests/test_pump_properties.py (real clock).
 MESSAGES = jsonrpc_messages()
 SMALL_FRAMES = ANY_FRAMES.filter(lambda frame: len(frame) <= INLINE_LIMIT)
 
