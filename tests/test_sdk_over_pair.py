@@ -21,6 +21,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.exceptions import MCPError
 
 from tests._sdk import as_streams, as_transport
+from trio_mcp_ws._sdk import lowlevel_server
 from trio_mcp_ws.testing import Endpoint, open_transport_pair
 
 if TYPE_CHECKING:
@@ -82,7 +83,7 @@ class World:
 
     async def serve(self, endpoint: Endpoint, *, crash: trio.Event | None = None) -> None:
         """Run the server on ``endpoint``; if ``crash`` is set, fail as a buggy handler would."""
-        lowlevel = self.server._lowlevel_server  # pyright: ignore[reportPrivateUsage]
+        lowlevel = lowlevel_server(self.server)
         crashed = False
         async with endpoint as (read, write):
             async with trio.open_nursery() as nursery:
