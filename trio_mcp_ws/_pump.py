@@ -50,9 +50,9 @@ WriteChannel = trio.MemorySendChannel[SessionMessage]
 # buffers a few); the writer holds a few so a burst of sends does not wait on the socket.
 READ_BUFFER: Final = 4
 WRITE_BUFFER: Final = 8
-# At most this many queued messages go out in one write (they are at most WRITE_BUFFER + 1
-# anyway; the cap keeps the joined buffer small if the buffer grows).
-WRITE_BURST: Final = 16
+# At most this many queued messages go out in one write: everything the channel can hold
+# plus the one just taken (the cap matters only if a sender outpaces the loop).
+WRITE_BURST: Final = WRITE_BUFFER + 1
 
 # Close codes we send when the body ends (RFC 6455 section 7.4.1).
 CLOSE_NORMAL: Final = 1000
