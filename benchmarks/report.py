@@ -11,6 +11,9 @@ if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from .runner import Summary
 
 OURS = "ours"
@@ -326,7 +329,7 @@ def plots(summary: Summary, out: Path) -> list[Path]:
     written: list[Path] = []
     st = summary.settings
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
     for case, label in summary.labels.items():
         sizes = [size for size in st.sizes if summary.median(case, f"stream:{size}") is not None]
         if not sizes:
@@ -351,12 +354,11 @@ def plots(summary: Summary, out: Path) -> list[Path]:
         axis.grid(visible=True, which="both", alpha=0.3)
     left.set_title("Streaming throughput vs message size")
     right.set_title("Streaming bandwidth vs message size")
-    left.legend(fontsize=8)
-    fig.tight_layout()
+    _legend_below(fig, left)
     written.append(_save(fig, out / "bench-throughput-vs-size.png"))
     plt.close(fig)
 
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.8))
     for case, label in summary.labels.items():
         levels = [level for level in st.levels if summary.median(case, f"conc:{level}") is not None]
         if not levels:
@@ -389,11 +391,18 @@ def plots(summary: Summary, out: Path) -> list[Path]:
         axis.grid(visible=True, which="both", alpha=0.3)
     left.set_yscale("log")
     right.set_ylim(bottom=0)
-    left.legend(fontsize=8)
-    fig.tight_layout()
+    _legend_below(fig, left)
     written.append(_save(fig, out / "bench-throughput-vs-connections.png"))
     plt.close(fig)
     return written
+
+
+def _legend_below(fig: Figure, axis: Axes) -> None:
+    """One legend for both panels, under them, where it cannot hide a line."""
+    handles, labels = axis.get_legend_handles_labels()
+    # matplotlib types legend's **kwargs loosely; the call itself is plain.
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)  # pyright: ignore[reportUnknownMemberType]
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
 
 
 def _save(fig: object, path: Path) -> Path:

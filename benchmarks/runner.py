@@ -20,7 +20,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from . import _mcp130env
 from ._process import Peer, PeerError, RssSampler, cpus, rss, stop_all
@@ -235,13 +235,48 @@ class Summary:
         values = self.samples.get(case, {}).get(metric)
         return statistics.median(values) if values else None
 
+    @classmethod
+    def from_json(cls, text: str) -> Summary:
+        """Read back what `to_json` wrote (for ``--report-only``)."""
+        raw: dict[str, Any] = json.loads(text)
+        st: dict[str, Any] = raw["settings"]
+        settings = Settings(
+            sizes=[int(x) for x in st["sizes"]],
+            stream_n={int(k): int(v) for k, v in st["stream_n"].items()},
+            rtt_n={int(k): int(v) for k, v in st["rtt_n"].items()},
+            warmup=int(st["warmup"]),
+            calls=int(st["calls"]),
+            call_warmup=int(st["call_warmup"]),
+            levels=[int(x) for x in st["levels"]],
+            concurrency_messages=int(st["concurrency_messages"]),
+            concurrency_size=int(st["concurrency_size"]),
+            idle_clients=int(st["idle_clients"]),
+            repeats=int(st["repeats"]),
+            budget=float(st["budget"]),
+        )
+        # Cases in the order the tables use, whatever order the file has them in.
+        order = [OURS, OURS_LEGACY.key] + [case.key for case in ECHO_CASES if case.key != OURS]
+        labels: dict[str, str] = raw["labels"]
+        ranked = sorted(labels, key=lambda key: order.index(key) if key in order else len(order))
+        return cls(
+            settings,
+            machine=raw["machine"],
+            labels={key: labels[key] for key in ranked},
+            samples=raw["samples"],
+            unavailable=raw["unavailable"],
+            failures=raw["failures"],
+            notes=raw["notes"],
+            info=raw["info"],
+            smoke=raw["smoke"],
+        )
+
     def to_json(self) -> str:
         """Everything, for ``latest.json``."""
         medians = {
             case: {metric: statistics.median(values) for metric, values in metrics.items()}
             for case, metrics in self.samples.items()
         }
-        return json.dumps({**asdict(self), "medians": medians}, indent=1, sort_keys=True)
+        return json.dumps({**asdict(self), "medians": medians}, indent=1)
 
 
 class Runner:
@@ -513,7 +548,6 @@ def _cpu_model() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m benchmarks``: run, print the markdown table, write results and plots."""
-    from . import report
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
@@ -531,6 +565,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument(
+        "--report-only",
+        action="store_true",
+        help="run nothing: rewrite latest.md and the plots from the latest.json in --out",
+    )
+    parser.add_argument(
         "--pin",
         action="store_true",
         help="pin server and client to separate CPUs (steadier A/B runs; distorts threaded stacks)",
@@ -547,6 +586,10 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown case or workload: {', '.join(sorted(unknown))}")
 
+    if args.report_only:
+        summary = Summary.from_json((out / "latest.json").read_text(encoding="utf-8"))
+        return _write(summary, out, plots=not (args.no_plots or summary.smoke))
+
     raise_fd_limit()
     started = time.monotonic()
     runner = Runner(settings, cases=cases, workloads=workloads, smoke=smoke, pin=bool(args.pin))
@@ -560,8 +603,15 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "getloadavg"):
         summary.machine["load after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
 
+    return _write(summary, out, plots=not (args.no_plots or smoke))
+
+
+def _write(summary: Summary, out: Path, *, plots: bool) -> int:
+    """Print the tables; write latest.md, latest.json and the plots (copied to docs/img)."""
+    from . import report
+
     out.mkdir(parents=True, exist_ok=True)
-    pictures = [] if args.no_plots or smoke else report.plots(summary, out)
+    pictures = report.plots(summary, out) if plots else []
     table = report.markdown(summary, pictures)
     (out / "latest.md").write_text(table, encoding="utf-8")
     (out / "latest.json").write_text(summary.to_json() + "\n", encoding="utf-8")
