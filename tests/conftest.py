@@ -7,7 +7,4 @@ clock for anything timed, no sleeps as synchronisation.
 
 from __future__ import annotations
 
-import contextlib
-
-with contextlib.suppress(ImportError):  # the Hypothesis profiles, once that module exists
-    import tests._hypothesis_profiles  # noqa: F401  # pyright: ignore[reportUnusedImport]
+import tests._hypothesis_profiles  # noqa: F401  # pyright: ignore[reportUnusedImport]  # registers and loads the ci/fuzz profiles
