@@ -32,14 +32,15 @@ async def echo(read: ReadChannel, write: WriteChannel, conn: Connection) -> None
                 await write.send(item)
 
 
-async def read_line(stream: trio.abc.ReceiveStream) -> bytes:
+async def read_lines(stream: trio.abc.ReceiveStream, count: int) -> list[bytes]:
+    """``count`` lines, however the pipe splits or joins them."""
     data = b""
-    while not data.endswith(b"\n"):
+    while data.count(b"\n") < count:
         chunk = await stream.receive_some(65536)
         if not chunk:
             break
         data += chunk
-    return data
+    return data.splitlines(keepends=True)
 
 
 async def test_connect_bridges_stdio_to_a_websocket_server() -> None:
@@ -57,15 +58,20 @@ async def test_connect_bridges_stdio_to_a_websocket_server() -> None:
                 await process.stdin.send_all(b'{"jsonrpc":"2.0","id":7,"method":"ping"}\n')
                 await process.stdin.send_all(b"this line is not JSON and is skipped\n")
                 await process.stdin.send_all(b'{"jsonrpc":"2.0","method":"notifications/x"}\n')
-                first = await read_line(process.stdout)
-                second = await read_line(process.stdout)
+                lines = await read_lines(process.stdout, 2)
                 await process.stdin.aclose()
                 assert await process.wait() == 0
             finally:
                 process.kill()
+                await process.stdin.aclose()
+                await process.stdout.aclose()
+                with trio.CancelScope(shield=True):
+                    await process.wait()
             nursery.cancel_scope.cancel()
-    assert first == b'{"jsonrpc":"2.0","id":7,"method":"ping"}\n'
-    assert second == b'{"jsonrpc":"2.0","method":"notifications/x"}\n'
+    assert lines == [
+        b'{"jsonrpc":"2.0","id":7,"method":"ping"}\n',
+        b'{"jsonrpc":"2.0","method":"notifications/x"}\n',
+    ]
 
 
 def test_connect_refused_is_a_clear_error(capsys: pytest.CaptureFixture[str]) -> None:
@@ -128,3 +134,6 @@ async def test_serve_exposes_a_stdio_server_over_websocket() -> None:
         with trio.move_on_after(10):
             await process.wait()
         process.kill()
+        await process.stderr.aclose()
+        with trio.CancelScope(shield=True):
+            await process.wait()
