@@ -75,34 +75,62 @@ class _Pump:
         self.read_send, self.read_recv = trio.open_memory_channel[SessionMessage | Exception](READ_BUFFER)
         self.write_send, self.write_recv = trio.open_memory_channel[SessionMessage](WRITE_BUFFER)
         self.writer_done = trio.Event()
+        # One frame is decoded and delivered at a time, in arrival order (FIFO wake-ups).
+        self.order = trio.Semaphore(1)
         self.writer_scope = trio.CancelScope(shield=True)
         self.reader_done = trio.Event()
         self.dropped = 0
 
-    async def reader(self) -> None:
+    async def reader(self, backlog: list[str | bytes] | None) -> None:
+        """Deliver frames in order, then how the connection ended.
+
+        With ``backlog`` (our own reader drives the connection), frames arrive through
+        `sink`, straight from the connection's reader: no task switch and no extra channel
+        per message. This task then delivers only the frames that were queued before the
+        pump started (holding ``_order``, which `open_pump` took for it), and the end.
+        Without it (a connection trio-websocket's reader drives), every frame comes
+        through ``get_message``.
+        """
         ws = self.conn.ws
         try:
             async with self.read_send:
+                if backlog is not None:
+                    try:
+                        for frame in backlog:
+                            await self._deliver_frame(frame)
+                    finally:
+                        self.order.release()
                 while True:
                     try:
                         frame = await ws.get_message()
                     except ConnectionClosed:
                         break
-                    item: SessionMessage | Exception
-                    try:
-                        item = SessionMessage(await decode_frame(frame))
-                    except MessageDecodeError as exc:
-                        logger.debug("%s: undecodable frame: %s", ws, exc)
-                        item = exc
-                    await self._deliver(item)
-                record = self.conn.close_record
-                if record is None or not record.normal:
-                    code, reason = (
-                        (1006, "connection lost") if record is None else (record.code, record.reason)
-                    )
-                    await self._deliver(ConnectionClosedError(code, reason or _describe(code)))
+                    async with self.order:
+                        await self._deliver_frame(frame)
+                # After every frame that is still on its way through `sink`.
+                async with self.order:
+                    record = self.conn.close_record
+                    if record is None or not record.normal:
+                        code, reason = (
+                            (1006, "connection lost") if record is None else (record.code, record.reason)
+                        )
+                        await self._deliver(ConnectionClosedError(code, reason or _describe(code)))
         finally:
             self.reader_done.set()
+
+    async def sink(self, frame: str | bytes) -> None:
+        """Decode and deliver one frame; called by the connection's reader, in order."""
+        async with self.order:
+            await self._deliver_frame(frame)
+
+    async def _deliver_frame(self, frame: str | bytes) -> None:
+        item: SessionMessage | Exception
+        try:
+            item = SessionMessage(await decode_frame(frame))
+        except MessageDecodeError as exc:
+            logger.debug("%s: undecodable frame: %s", self.conn.ws, exc)
+            item = exc
+        await self._deliver(item)
 
     async def _deliver(self, item: SessionMessage | Exception) -> None:
         try:
@@ -208,8 +236,11 @@ async def open_pump(conn: Connection) -> AsyncGenerator[tuple[ReadChannel, Write
     """
     pump = _Pump(conn)
     limits = conn.limits
+    backlog = conn.attach(pump.sink)
+    if backlog is not None:
+        pump.order.acquire_nowait()  # released by the reader once the backlog is delivered
     async with background_nursery() as nursery:
-        nursery.start_soon(pump.reader)
+        nursery.start_soon(pump.reader, backlog)
         nursery.start_soon(pump.writer)
         if limits.ping_interval is not None:
             nursery.start_soon(pump.keepalive, limits.ping_interval, limits.ping_timeout)

@@ -49,7 +49,7 @@ from wsproto.utilities import ProtocolError, RemoteProtocolError
 from ._errors import HandshakeError, HandshakeRejectedError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
 __all__ = ["REQUIRED_INTERNALS", "REQUIRED_REQUEST_INTERNALS", "Connection", "Limits"]
 
@@ -61,6 +61,7 @@ REQUIRED_INTERNALS: Final = (
     "_stream",
     "_send",
     "_send_channel",
+    "_recv_channel",
     "_close_reason",
     "_close_handshake",
     "_open_handshake",
@@ -172,6 +173,7 @@ class Connection:
         self._parts: list[str | bytes | bytearray] = []
         self._size = 0
         self._deadline = float("inf")
+        self._sink: Callable[[str | bytes], Awaitable[None]] | None = None
 
     # -- construction -------------------------------------------------------------------
 
@@ -252,6 +254,25 @@ class Connection:
     def stalled(self) -> bool:
         """True while the reader waits for the consumer to take a message (backpressure)."""
         return self._stalled
+
+    def attach(self, sink: Callable[[str | bytes], Awaitable[None]]) -> list[str | bytes] | None:
+        """Have our reader hand each complete message to ``sink`` instead of queueing it.
+
+        Returns the messages queued before this call, to be delivered first; ``None`` (and
+        nothing changes) when trio-websocket's own reader drives the connection. The end of
+        the connection is still signalled by closing the queue (``get_message`` raises).
+        """
+        if not self.owns_reader:
+            return None
+        backlog: list[str | bytes] = []
+        queue = self.ws._recv_channel  # pyright: ignore[reportPrivateUsage]
+        while True:
+            try:
+                backlog.append(queue.receive_nowait())
+            except (trio.WouldBlock, trio.EndOfChannel, trio.ClosedResourceError):  # noqa: PERF203
+                break
+        self._sink = sink
+        return backlog
 
     def active_since(self, messages_received: int) -> bool:
         """Whether the peer showed signs of life since `messages_received` was read."""
@@ -502,8 +523,12 @@ class Connection:
             message = b"".join(part for part in parts if not isinstance(part, str))
         self.messages_received += 1
         self._stalled = True
+        sink = self._sink
         try:
-            await self.ws._send_channel.send(message)  # pyright: ignore[reportPrivateUsage]
+            if sink is not None:
+                await sink(message)
+            else:
+                await self.ws._send_channel.send(message)  # pyright: ignore[reportPrivateUsage]
         except (trio.ClosedResourceError, trio.BrokenResourceError):
             pass  # nobody reads any more; a late message is no error
         finally:
