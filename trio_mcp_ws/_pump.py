@@ -3,11 +3,12 @@
 Shared by the client, the server and the testing pair, which is what makes them behave
 the same. Three tasks run for the life of the ``async with``:
 
-- the *reader* takes each complete message from the connection, decodes it (a large one
-  in a worker thread, see `_offload`) and puts the
-  `SessionMessage` (or the `MessageDecodeError`) on the read channel, in order;
+- the *reader* decodes each complete message (a very large one in a worker thread, see
+  `_offload`) and puts the `SessionMessage` (or the `MessageDecodeError`) on the read
+  channel, in order, then how the connection ended. With our own connection reader the
+  messages are handed over directly (`_Pump.sink`), with no task switch per message;
 - the *writer* takes each `SessionMessage` from the write channel, encodes it and sends
-  it as one text frame;
+  it as one text frame, writing a burst of queued messages at once;
 - the *keepalive* pings the peer every ``ping_interval`` and declares it dead after
   ``ping_timeout`` without a pong.
 
