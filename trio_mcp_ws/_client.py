@@ -149,10 +149,11 @@ async def _connect(
     connect_timeout: float,
 ) -> Connection:
     stream: trio.abc.Stream | None = None
-    with trio.move_on_after(connect_timeout) as scope:
-        try:
+    conn: Connection | None = None
+    try:
+        with trio.move_on_after(connect_timeout):
             stream = await _open_stream(target, ssl_context)
-            return await Connection.open_client(
+            conn = await Connection.open_client(
                 stream,
                 nursery,
                 host=target.host_header,
@@ -161,18 +162,15 @@ async def _connect(
                 extra_headers=extra_headers,
                 limits=limits,
             )
-        except BaseException:
-            if stream is not None:
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(stream)
-            raise
-    if stream is not None:
-        with trio.CancelScope(shield=True):
-            await trio.aclose_forcefully(stream)
-    assert scope.cancelled_caught
-    raise ConnectTimeoutError(
-        f"connecting to {target.host}:{target.port} took longer than {connect_timeout}s"
-    )
+    finally:
+        if conn is None and stream is not None:  # failed or timed out: release the socket
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(stream)
+    if conn is None:
+        raise ConnectTimeoutError(
+            f"connecting to {target.host}:{target.port} took longer than {connect_timeout}s"
+        )
+    return conn
 
 
 async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> trio.abc.Stream:

@@ -214,12 +214,7 @@ class Connection:
             max_message_size=limits.max_message_size,
             receive_buffer_size=limits.receive_buffer_size,
         )
-        conn = cls(ws, stream, limits, owns_reader=True)
-        nursery.start_soon(conn.run_reader)
-        await conn.settled.wait()
-        if conn.handshake_failure is not None:
-            raise conn.handshake_failure
-        return conn
+        return await cls._drive(ws, stream, nursery, limits)
 
     @classmethod
     async def open_server(
@@ -241,6 +236,13 @@ class Connection:
             max_message_size=limits.max_message_size,
             receive_buffer_size=limits.receive_buffer_size,
         )
+        return await cls._drive(ws, stream, nursery, limits)
+
+    @classmethod
+    async def _drive(
+        cls, ws: WebSocketConnection, stream: trio.abc.Stream, nursery: trio.Nursery, limits: Limits
+    ) -> Connection:
+        """Start our reader on ``ws`` and wait until its opening handshake is settled."""
         conn = cls(ws, stream, limits, owns_reader=True)
         nursery.start_soon(conn.run_reader)
         await conn.settled.wait()
