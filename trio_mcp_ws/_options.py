@@ -1,0 +1,93 @@
+"""The options every entry point shares, defined once: limits, timeouts, defaults.
+
+`websocket_client`, `websocket_server`, `serve`, `serve_mcp`, the ASGI endpoint and the
+testing pair all take the same per-connection keywords (``max_message_size``,
+``close_timeout``, ``ping_interval``, ``ping_timeout``) and turn them into one frozen
+`Limits`; the defaults live here and nowhere else, and so do their reasons.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = [
+    "DEFAULT_CLOSE_TIMEOUT",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_MESSAGE_SIZE",
+    "DEFAULT_PING_INTERVAL",
+    "DEFAULT_PING_TIMEOUT",
+    "MAX_FRAMES_PER_MESSAGE",
+    "MESSAGE_QUEUE_SIZE",
+    "RECEIVE_BUFFER_SIZE",
+    "SUBPROTOCOL",
+    "Limits",
+]
+
+SUBPROTOCOL: Final = "mcp"
+"""The WebSocket subprotocol MCP uses (``Sec-WebSocket-Protocol: mcp``)."""
+
+DEFAULT_MAX_MESSAGE_SIZE: Final = 4 * 1024 * 1024
+"""4 MiB, the MCP SDK's own limit on an HTTP request body."""
+
+# Ten seconds to flush and close: long enough for a few MiB on a slow link, short enough
+# that a shutdown never waits on a peer that stopped reading.
+DEFAULT_CLOSE_TIMEOUT: Final = 10.0
+# Keepalive as `websockets` does it (what the SDK's removed transport used): a ping every
+# 20 s, 20 s for its pong; a dead peer is noticed within 40 s.
+DEFAULT_PING_INTERVAL: Final = 20.0
+DEFAULT_PING_TIMEOUT: Final = 20.0
+# TCP connect, TLS and the opening handshake together.
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+
+RECEIVE_BUFFER_SIZE: Final = 64 * 1024
+"""Bytes asked of the socket per receive call: trio-websocket's 4 KiB default halves
+large-message throughput, and staying below glibc's 128 KiB mmap threshold keeps each
+receive a cheap malloc."""
+
+MESSAGE_QUEUE_SIZE: Final = 2
+"""Complete messages buffered between a driver and the consumer. Small on purpose: a slow
+consumer must stop the reader (and so TCP) quickly instead of growing memory."""
+
+MAX_FRAMES_PER_MESSAGE: Final = 4096
+"""Frames one message may be split into. Real peers send one (or a few dozen for huge
+messages); a peer sending millions of empty continuation frames only burns our CPU."""
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The per-connection limits and timeouts, shared by every driver and the pump.
+
+    Attributes:
+        max_message_size: Largest incoming message, in bytes of UTF-8 (text) or bytes
+            (binary); a bigger one closes the connection with 1009.
+        close_timeout: Seconds allowed for flushing accepted messages and the close
+            handshake before the TCP connection is closed regardless.
+        ping_interval: Seconds between keepalive pings; ``None`` disables keepalive.
+        ping_timeout: Seconds a pong may take before the peer is declared dead.
+        receive_buffer_size: Bytes asked of the socket per receive call.
+        message_queue_size: Complete messages buffered before the reader stops reading.
+        max_frames_per_message: Frames one message may arrive in; more closes with 1009.
+    """
+
+    max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT
+    ping_interval: float | None = DEFAULT_PING_INTERVAL
+    ping_timeout: float = DEFAULT_PING_TIMEOUT
+    receive_buffer_size: int = RECEIVE_BUFFER_SIZE
+    message_queue_size: int = MESSAGE_QUEUE_SIZE
+    max_frames_per_message: int = MAX_FRAMES_PER_MESSAGE
+
+    def __post_init__(self) -> None:
+        if self.max_message_size <= 0:
+            raise ValueError(f"max_message_size must be positive, not {self.max_message_size!r}")
+        if self.close_timeout < 0:
+            raise ValueError(f"close_timeout must not be negative, not {self.close_timeout!r}")
+        if self.ping_interval is not None and self.ping_interval <= 0:
+            raise ValueError(f"ping_interval must be positive or None, not {self.ping_interval!r}")
+        if self.ping_timeout <= 0:
+            raise ValueError(f"ping_timeout must be positive, not {self.ping_timeout!r}")
+        if self.max_frames_per_message < 1:
+            raise ValueError(
+                f"max_frames_per_message must be at least 1, not {self.max_frames_per_message!r}"
+            )
