@@ -19,6 +19,7 @@ from ._errors import HandshakeError as HandshakeError
 from ._errors import HandshakeRejectedError as HandshakeRejectedError
 from ._errors import MessageDecodeError as MessageDecodeError
 from ._errors import NameResolutionError as NameResolutionError
+from ._errors import ProxyError as ProxyError
 from ._errors import TLSError as TLSError
 from ._errors import TransportError as TransportError
 from ._pump import ReadChannel as ReadChannel
@@ -54,6 +55,7 @@ __all__ = [
     "HandshakeRequest",
     "MessageDecodeError",
     "NameResolutionError",
+    "ProxyError",
     "ReadChannel",
     "RequestHeaders",
     "ServerInfo",

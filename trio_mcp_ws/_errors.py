@@ -24,6 +24,7 @@ __all__ = [
     "HandshakeRejectedError",
     "MessageDecodeError",
     "NameResolutionError",
+    "ProxyError",
     "TLSError",
     "TransportError",
 ]
@@ -105,6 +106,21 @@ class TLSError(ConnectError, OSError):
 
 class ConnectTimeoutError(ConnectError, TimeoutError):
     """Connecting (TCP, TLS and the WebSocket handshake) took longer than ``connect_timeout``."""
+
+
+class ProxyError(ConnectError):
+    """The proxy between us and the server failed or refused to open the tunnel.
+
+    Attributes:
+        proxy: The proxy's URL, without credentials.
+        status: The HTTP status an HTTP proxy answered ``CONNECT`` with (e.g. 407, 403,
+            502), or the SOCKS reply code; ``None`` when the proxy answered nothing usable.
+    """
+
+    def __init__(self, message: str, *, proxy: str, status: int | None = None) -> None:
+        self.proxy = proxy
+        self.status = status
+        super().__init__(message)
 
 
 class HandshakeError(ConnectError):
