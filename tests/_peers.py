@@ -17,11 +17,11 @@ from wsproto import ConnectionType, WSConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, BytesMessage, CloseConnection, Event, Request, TextMessage
 
+from trio_mcp_ws._options import Limits
 from trio_mcp_ws._pump import ReadChannel, WriteChannel, open_pump
-from trio_mcp_ws._scope import background_nursery
-from trio_mcp_ws._tws import Connection, Limits
+from trio_mcp_ws._wsconn import WsConnection, read_request
 
-PumpHandler = Callable[[ReadChannel, WriteChannel, Connection], Awaitable[None]]
+PumpHandler = Callable[[ReadChannel, WriteChannel, WsConnection], Awaitable[None]]
 RawHandler = Callable[["RawConnection"], Awaitable[None]]
 StreamHandler = Callable[[trio.SocketStream], Awaitable[None]]
 
@@ -63,13 +63,12 @@ async def serve_pump(nursery: trio.Nursery, handler: PumpHandler, *, limits: Lim
     """A minimal server built from our connection and pump (no policy); return the port."""
 
     async def run(stream: trio.SocketStream) -> None:
-        async with background_nursery() as inner:
-            conn = await Connection.open_server(stream, inner, limits=limits or Limits(ping_interval=None))
-            assert conn.request is not None
-            offered = conn.request.proposed_subprotocols
-            await conn.request.accept(subprotocol="mcp" if "mcp" in offered else None)
-            async with open_pump(conn) as (read, write):
-                await handler(read, write, conn)
+        chosen = limits or Limits(ping_interval=None)
+        pending = await read_request(stream, limits=chosen)
+        offered = pending.request.subprotocols
+        conn = await pending.accept(subprotocol="mcp" if "mcp" in offered else None)
+        async with open_pump(conn, chosen) as (read, write):
+            await handler(read, write, conn)
 
     return await serve_streams(nursery, run)
 

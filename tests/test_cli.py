@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     import pytest
 
     from trio_mcp_ws import ReadChannel, WriteChannel
-    from trio_mcp_ws._tws import Connection
+    from trio_mcp_ws._wsconn import WsConnection
 
 
-async def echo(read: ReadChannel, write: WriteChannel, conn: Connection) -> None:
+async def echo(read: ReadChannel, write: WriteChannel, conn: WsConnection) -> None:
     async with write:
         async for item in read:
             if isinstance(item, SessionMessage):

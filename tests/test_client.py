@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from typing import TYPE_CHECKING
 
@@ -22,7 +23,7 @@ from trio_mcp_ws import (
 )
 
 if TYPE_CHECKING:
-    from trio_mcp_ws._tws import Connection
+    from trio_mcp_ws._wsconn import WsConnection
 
 if sys.version_info < (3, 11):
     from exceptiongroup import BaseExceptionGroup
@@ -38,7 +39,7 @@ def request(id_: int, method: str = "ping") -> SessionMessage:
     return SessionMessage(t.JSONRPCRequest(jsonrpc="2.0", id=id_, method=method))
 
 
-async def echo(read: ReadChannel, write: WriteChannel, conn: Connection) -> None:
+async def echo(read: ReadChannel, write: WriteChannel, conn: WsConnection) -> None:
     async with write:
         async for item in read:
             if isinstance(item, SessionMessage):
@@ -81,7 +82,7 @@ async def test_clean_exit_flushes_every_accepted_message_in_order() -> None:
     received: list[int] = []
     server_done = trio.Event()
 
-    async def count_all(read: ReadChannel, write: WriteChannel, conn: Connection) -> None:
+    async def count_all(read: ReadChannel, write: WriteChannel, conn: WsConnection) -> None:
         async for item in read:
             assert isinstance(item, SessionMessage), item
             assert isinstance(item.message, t.JSONRPCNotification)
@@ -156,6 +157,7 @@ async def test_peer_normal_close_ends_read_channel_and_later_writes_are_dropped(
         await conn.send(conn.ws.send(CloseConnection(code=1000, reason="bye")))
         await conn.wait_close()
 
+    caplog.set_level(logging.DEBUG, logger="trio_mcp_ws")
     with trio.fail_after(10):
         async with trio.open_nursery() as nursery:
             port = await serve_raw(nursery, close_at_once)
@@ -165,7 +167,7 @@ async def test_peer_normal_close_ends_read_channel_and_later_writes_are_dropped(
                 for _ in range(20):  # more than the channel buffer: must never block or raise
                     await write.send(note("late"))
             nursery.cancel_scope.cancel()
-    assert "dropped an outgoing" in caplog.text
+    assert "dropped outgoing messages" in caplog.text
 
 
 @pytest.mark.parametrize("code", [1011, 4000])
@@ -348,7 +350,7 @@ async def test_keepalive_detects_a_peer_that_stops_answering(autojump_clock: tri
 
 
 async def test_keepalive_keeps_a_live_connection_open(autojump_clock: trio.testing.MockClock) -> None:
-    async def stay(read: ReadChannel, write: WriteChannel, conn: Connection) -> None:
+    async def stay(read: ReadChannel, write: WriteChannel, conn: WsConnection) -> None:
         async for _ in read:
             pass
 

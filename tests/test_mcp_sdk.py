@@ -18,7 +18,7 @@ from tests._sdk import as_streams, as_transport
 from trio_mcp_ws import ReadChannel, WriteChannel, serve_mcp, websocket_client
 
 if TYPE_CHECKING:
-    from trio_mcp_ws._tws import Connection
+    from trio_mcp_ws._wsconn import WsConnection
 
 
 def make_server() -> MCPServer:
@@ -37,7 +37,7 @@ def make_server() -> MCPServer:
     return server
 
 
-async def run_mcp(read: ReadChannel, write: WriteChannel, conn: Connection) -> None:
+async def run_mcp(read: ReadChannel, write: WriteChannel, conn: WsConnection) -> None:
     lowlevel = make_server()._lowlevel_server  # pyright: ignore[reportPrivateUsage]
     await lowlevel.run(*as_streams(read, write), lowlevel.create_initialization_options())
 
@@ -61,7 +61,7 @@ async def test_official_client_and_server(mode: str, version: str) -> None:
 async def test_server_dropping_tcp_fails_the_pending_call_promptly() -> None:
     """A server that vanishes mid-call: call_tool fails with the SDK's connection-closed error."""
 
-    async def drop_on_call(read: ReadChannel, write: WriteChannel, conn: Connection) -> None:
+    async def drop_on_call(read: ReadChannel, write: WriteChannel, conn: WsConnection) -> None:
         lowlevel = make_server()._lowlevel_server  # pyright: ignore[reportPrivateUsage]
         forward_send, forward_recv = trio.open_memory_channel[SessionMessage | Exception](0)
 

@@ -24,7 +24,7 @@ from trio_mcp_ws import (
     bearer_auth,
     connection_info,
 )
-from trio_mcp_ws._security import default_security, is_loopback, loopback_security
+from trio_mcp_ws._policy import default_security, is_loopback, loopback_security
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -24,7 +24,6 @@ from tests.test_server_helpers import (
     exchange,
     read_response,
     round_trip,
-    rpc_request,
     running,
     upgrade_request,
     wait_closed,
@@ -35,12 +34,8 @@ from trio_mcp_ws import (
     ReadChannel,
     WriteChannel,
     connection_info,
-    websocket_client,
     websocket_server,
 )
-from trio_mcp_ws._scope import background_nursery
-from trio_mcp_ws._server import open_request
-from trio_mcp_ws._tws import Limits
 
 
 def test_sample_key_answer() -> None:
@@ -297,31 +292,6 @@ async def test_websocket_server_rejection_raises_and_answers_the_client() -> Non
     assert len(outcomes) == 1
     assert isinstance(outcomes[0], HandshakeRejectedError)
     assert outcomes[0].status_code == 400
-
-
-async def test_websocket_server_with_our_own_reader() -> None:
-    """A request read by our Connection: driven by our reader (byte-counted limits, 1009)."""
-
-    async def run(stream: trio.SocketStream) -> None:
-        async with background_nursery() as nursery:
-            conn = await open_request(stream, nursery, Limits())
-            assert conn.request is not None
-            server = websocket_server(conn.request, max_message_size=100, ping_interval=None)
-            async with server as (read, write):
-                assert conn.limits.max_message_size == 100
-                await echo(read, write)
-
-    with trio.fail_after(10):
-        async with trio.open_nursery() as nursery:
-            listeners = await nursery.start(partial(trio.serve_tcp, run, 0, host="127.0.0.1"))
-            port = listeners[0].socket.getsockname()[1]
-            url = f"ws://127.0.0.1:{port}/mcp"
-            await round_trip(url)
-            async with websocket_client(url) as (read, write):
-                await write.send(rpc_request(1, params={"x": "é" * 60}))  # 120 bytes, 60 characters
-                item = await read.receive()
-                assert getattr(item, "code", None) == 1009
-            nursery.cancel_scope.cancel()
 
 
 def test_trio_websocket_request_keeps_the_wsproto_event() -> None:

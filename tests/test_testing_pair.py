@@ -21,8 +21,8 @@ from wsproto.events import BytesMessage, CloseConnection, Ping, Pong, TextMessag
 
 import trio_mcp_ws.testing
 from trio_mcp_ws import ConnectionClosedError, HandshakeError, MessageDecodeError, encode
-from trio_mcp_ws._scope import background_nursery
-from trio_mcp_ws._tws import Connection, Limits
+from trio_mcp_ws._options import Limits
+from trio_mcp_ws._wsconn import WsConnection, read_request
 from trio_mcp_ws.testing import Endpoint, RawPeer, TransportPair, open_raw_peer, open_transport_pair
 from trio_mcp_ws.testing._memory import bounded_stream_pair
 from trio_mcp_ws.testing._raw import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, encode_frame
@@ -350,7 +350,7 @@ async def test_resource_path_and_buffer_size_are_options() -> None:
             await pair.client.write.send(note(0, "y" * 1000))
             item = await pair.server.read.receive()
             assert isinstance(item, SessionMessage)
-            assert pair.server._conn.ws.path == "/other"  # pyright: ignore[reportPrivateUsage]
+            assert pair.server._conn.resource == "/other"  # pyright: ignore[reportPrivateUsage]
 
 
 # -- open_raw_peer -----------------------------------------------------------------------------
@@ -600,7 +600,7 @@ async def test_raw_peer_sees_keepalive_pings_and_a_dead_peer_is_detected(
 async def test_raw_peer_without_subprotocol(raw_role: Role) -> None:
     with trio.fail_after(LIMIT):
         async with open_raw_peer(raw_role=raw_role, subprotocol=None) as peer:
-            assert peer.endpoint._conn.ws.subprotocol is None  # pyright: ignore[reportPrivateUsage]
+            assert peer.endpoint._conn.subprotocol is None  # pyright: ignore[reportPrivateUsage]
             await peer.send_text(encode(note(1).message))
             assert isinstance(await peer.endpoint.read.receive(), SessionMessage)
 
@@ -718,16 +718,14 @@ async def test_handshake_on_a_stream_whose_peer_is_gone() -> None:
     await right.aclose()
     limits = Limits(ping_interval=None)
     with trio.fail_after(LIMIT), pytest.raises(HandshakeError, match="opening handshake"):
-        async with background_nursery() as nursery:
-            await Connection.open_client(
-                left,
-                nursery,
-                host="localhost",
-                resource="/",
-                subprotocols=[],
-                extra_headers=[],
-                limits=limits,
-            )
+        await WsConnection.connect(
+            left,
+            host="localhost",
+            resource="/",
+            subprotocols=[],
+            extra_headers=[],
+            limits=limits,
+        )
 
 
 async def test_keepalive_does_not_blame_the_peer_for_a_slow_consumer(
@@ -770,6 +768,5 @@ async def test_server_refusing_a_garbage_request_from_a_client_already_gone() ->
     ours, theirs = bounded_stream_pair()
     await theirs.send_all(b"GET /mcp HTTP/1.1\r\nHost: x\r\n\r\n")  # not an upgrade request
     await theirs.aclose()
-    with trio.fail_after(LIMIT), pytest.raises(HandshakeError, match="opening handshake"):
-        async with background_nursery() as nursery:
-            await Connection.open_server(ours, nursery, limits=Limits(ping_interval=None))
+    with trio.fail_after(LIMIT), pytest.raises(HandshakeError, match="refused the handshake with 400"):
+        await read_request(ours, limits=Limits(ping_interval=None))

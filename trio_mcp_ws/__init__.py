@@ -7,7 +7,9 @@ imported by ``import trio_mcp_ws``, so Hypothesis stays optional.
 
 from __future__ import annotations
 
-from ._client import SUBPROTOCOL as SUBPROTOCOL
+from ._auth import Authenticate as Authenticate
+from ._auth import AuthenticationError as AuthenticationError
+from ._auth import bearer_auth as bearer_auth
 from ._client import websocket_client as websocket_client
 from ._codec import decode as decode
 from ._codec import encode as encode
@@ -22,21 +24,20 @@ from ._errors import NameResolutionError as NameResolutionError
 from ._errors import ProxyError as ProxyError
 from ._errors import TLSError as TLSError
 from ._errors import TransportError as TransportError
+from ._listener import Handler as Handler
+from ._listener import ServerInfo as ServerInfo
+from ._listener import serve as serve
+from ._options import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
+from ._options import SUBPROTOCOL as SUBPROTOCOL
+from ._policy import ConnectionInfo as ConnectionInfo
+from ._policy import connection_info as connection_info
+from ._pump import BinaryFrames as BinaryFrames
 from ._pump import ReadChannel as ReadChannel
 from ._pump import WriteChannel as WriteChannel
-from ._security import Authenticate as Authenticate
-from ._security import AuthenticationError as AuthenticationError
-from ._security import HandshakeRequest as HandshakeRequest
-from ._security import RequestHeaders as RequestHeaders
-from ._security import bearer_auth as bearer_auth
-from ._serve import Handler as Handler
-from ._serve import ServerInfo as ServerInfo
-from ._serve import serve as serve
-from ._serve import serve_mcp as serve_mcp
-from ._server import ConnectionInfo as ConnectionInfo
-from ._server import connection_info as connection_info
+from ._request import HandshakeRequest as HandshakeRequest
+from ._request import RequestHeaders as RequestHeaders
+from ._serve_mcp import serve_mcp as serve_mcp
 from ._server import websocket_server as websocket_server
-from ._tws import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
 from ._version import __version__ as __version__
 
 __all__ = [
@@ -44,6 +45,7 @@ __all__ = [
     "SUBPROTOCOL",
     "Authenticate",
     "AuthenticationError",
+    "BinaryFrames",
     "ConnectError",
     "ConnectRefusedError",
     "ConnectTimeoutError",

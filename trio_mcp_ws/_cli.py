@@ -17,7 +17,7 @@ import trio
 from ._client import websocket_client
 from ._demo import run_demo
 from ._errors import TransportError
-from ._serve import serve
+from ._listener import serve
 from ._stdio import channel_to_lines, lines_to_channel, run_stdio_command
 from ._version import __version__
 

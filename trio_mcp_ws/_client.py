@@ -21,19 +21,24 @@ from ._errors import (
     NameResolutionError,
     TLSError,
 )
+from ._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PING_INTERVAL,
+    DEFAULT_PING_TIMEOUT,
+    SUBPROTOCOL,
+    Limits,
+)
 from ._pump import ReadChannel, WriteChannel, open_pump
-from ._scope import background_nursery
-from ._tws import DEFAULT_MAX_MESSAGE_SIZE, Connection, Limits
+from ._wsconn import WsConnection
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-__all__ = ["SUBPROTOCOL", "websocket_client"]
+__all__ = ["websocket_client"]
 
 logger = logging.getLogger("trio_mcp_ws")
-
-SUBPROTOCOL: Final = "mcp"
-"""The WebSocket subprotocol MCP uses (``Sec-WebSocket-Protocol: mcp``)."""
 
 Headers = Mapping[str, str] | Sequence[tuple[str, str]]
 """Extra HTTP headers for the opening handshake, e.g. ``{"Authorization": "Bearer ..."}``."""
@@ -63,10 +68,10 @@ async def websocket_client(
     headers: Headers | None = None,
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    connect_timeout: float = 10.0,
-    close_timeout: float = 10.0,
-    ping_interval: float | None = 20.0,
-    ping_timeout: float = 20.0,
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
+    ping_interval: float | None = DEFAULT_PING_INTERVAL,
+    ping_timeout: float = DEFAULT_PING_TIMEOUT,
 ) -> AsyncGenerator[tuple[ReadChannel, WriteChannel], None]:
     """Connect to an MCP server over WebSocket and yield ``(read, write)`` channels.
 
@@ -125,37 +130,33 @@ async def websocket_client(
     )
     if target.secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
-    async with background_nursery() as nursery:
-        conn = await _connect(
-            nursery,
-            target,
-            ssl_context=ssl_context if target.secure else None,
-            extra_headers=extra_headers,
-            limits=limits,
-            connect_timeout=connect_timeout,
-        )
-        logger.debug("connected to %s (subprotocol %r)", url, conn.ws.subprotocol)
-        async with open_pump(conn) as channels:
-            yield channels
+    conn = await _connect(
+        target,
+        ssl_context=ssl_context if target.secure else None,
+        extra_headers=extra_headers,
+        limits=limits,
+        connect_timeout=connect_timeout,
+    )
+    logger.debug("connected to %s (subprotocol %r)", url, conn.subprotocol)
+    async with open_pump(conn, limits) as channels:
+        yield channels
 
 
 async def _connect(
-    nursery: trio.Nursery,
     target: _Target,
     *,
     ssl_context: ssl.SSLContext | None,
     extra_headers: list[tuple[bytes, bytes]],
     limits: Limits,
     connect_timeout: float,
-) -> Connection:
+) -> WsConnection:
     stream: trio.abc.Stream | None = None
-    conn: Connection | None = None
+    conn: WsConnection | None = None
     try:
         with trio.move_on_after(connect_timeout):
             stream = await _open_stream(target, ssl_context)
-            conn = await Connection.open_client(
+            conn = await WsConnection.connect(
                 stream,
-                nursery,
                 host=target.host_header,
                 resource=target.resource,
                 subprotocols=[SUBPROTOCOL],

@@ -11,7 +11,7 @@ from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
 from ._client import websocket_client
-from ._serve import serve_mcp
+from ._serve_mcp import serve_mcp
 
 if TYPE_CHECKING:
     from mcp.client._transport import Transport

@@ -18,7 +18,6 @@ __all__ = [
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
     "MAX_FRAMES_PER_MESSAGE",
-    "MESSAGE_QUEUE_SIZE",
     "RECEIVE_BUFFER_SIZE",
     "SUBPROTOCOL",
     "Limits",
@@ -45,10 +44,6 @@ RECEIVE_BUFFER_SIZE: Final = 64 * 1024
 large-message throughput, and staying below glibc's 128 KiB mmap threshold keeps each
 receive a cheap malloc."""
 
-MESSAGE_QUEUE_SIZE: Final = 2
-"""Complete messages buffered between a driver and the consumer. Small on purpose: a slow
-consumer must stop the reader (and so TCP) quickly instead of growing memory."""
-
 MAX_FRAMES_PER_MESSAGE: Final = 4096
 """Frames one message may be split into. Real peers send one (or a few dozen for huge
 messages); a peer sending millions of empty continuation frames only burns our CPU."""
@@ -66,8 +61,9 @@ class Limits:
         ping_interval: Seconds between keepalive pings; ``None`` disables keepalive.
         ping_timeout: Seconds a pong may take before the peer is declared dead.
         receive_buffer_size: Bytes asked of the socket per receive call.
-        message_queue_size: Complete messages buffered before the reader stops reading.
         max_frames_per_message: Frames one message may arrive in; more closes with 1009.
+        first_message_timeout: Seconds the peer may wait before its first message; then
+            the connection is closed with 1008. ``None``: no limit (clients use none).
     """
 
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -75,8 +71,8 @@ class Limits:
     ping_interval: float | None = DEFAULT_PING_INTERVAL
     ping_timeout: float = DEFAULT_PING_TIMEOUT
     receive_buffer_size: int = RECEIVE_BUFFER_SIZE
-    message_queue_size: int = MESSAGE_QUEUE_SIZE
     max_frames_per_message: int = MAX_FRAMES_PER_MESSAGE
+    first_message_timeout: float | None = None
 
     def __post_init__(self) -> None:
         if self.max_message_size <= 0:
@@ -90,4 +86,8 @@ class Limits:
         if self.max_frames_per_message < 1:
             raise ValueError(
                 f"max_frames_per_message must be at least 1, not {self.max_frames_per_message!r}"
+            )
+        if self.first_message_timeout is not None and self.first_message_timeout <= 0:
+            raise ValueError(
+                f"first_message_timeout must be positive or None, not {self.first_message_timeout!r}"
             )

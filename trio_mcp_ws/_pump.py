@@ -1,43 +1,58 @@
 """The connection pump: one open WebSocket connection <-> a pair of Trio memory channels.
 
-Shared by the client, the server and the testing pair, which is what makes them behave
-the same. Three tasks run for the life of the ``async with``:
+Shared by every driver (our own connection, trio-websocket's adopted one, ASGI), which is
+what makes client and server, and every way of serving, behave the same. It knows only the
+`MessageConnection` interface (``_connection.py``): no driver, URL or HTTP. Three tasks run
+for the life of the ``async with``:
 
-- the *reader* decodes each complete message (a very large one in a worker thread, see
-  `_offload`) and puts the `SessionMessage` (or the `MessageDecodeError`) on the read
-  channel, in order, then how the connection ended. With our own connection reader the
-  messages are handed over directly (`_Pump.sink`), with no task switch per message;
-- the *writer* takes each `SessionMessage` from the write channel, encodes it and sends
+- the *reader* runs the driver's reader with `_Pump.sink` as its sink: each complete
+  message is decoded (a very large one in a worker thread, see `_offload`) and put on the
+  read channel, in order, in the reader's own task; then how the connection ended;
+- the *writer* takes each `SessionMessage` from the write channel, encodes it, and sends
   it as one text frame, writing a burst of queued messages at once;
 - the *keepalive* pings the peer every ``ping_interval`` and declares it dead after
-  ``ping_timeout`` without a pong.
+  ``ping_timeout`` without a pong, unless the sink is blocked on the consumer (then the
+  driver is not reading, so no pong can arrive: the consumer is slow, not the peer).
 
 Nothing accepted by ``write.send`` is dropped on a clean exit: the write channel is
 closed, the writer flushes what it holds, and only then does the close handshake start,
-all within ``close_timeout``.
+all within ``close_timeout``. Reader and writer are shielded from outside cancellation, so
+a cancelled body still flushes and completes its close handshake, bounded by the same
+timeout.
 """
 
 from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Literal
 
 import trio
 from mcp.shared.message import SessionMessage
-from trio_websocket import ConnectionClosed
 
 from ._codec import encode
+from ._connection import (
+    CLOSE_ABNORMAL,
+    CLOSE_GOING_AWAY,
+    CLOSE_INTERNAL_ERROR,
+    CLOSE_NORMAL,
+    CLOSE_POLICY_VIOLATION,
+    CLOSE_UNSUPPORTED_DATA,
+    ConnectionGone,
+    MessageConnection,
+    describe_close,
+)
 from ._errors import ConnectionClosedError, MessageDecodeError
+from ._logging import RateLimitedLog
 from ._offload import decode_frame
 from ._scope import background_nursery
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from ._tws import Connection
+    from ._options import Limits
 
-__all__ = ["ReadChannel", "WriteChannel", "open_pump"]
+__all__ = ["BinaryFrames", "ReadChannel", "WriteChannel", "exit_close_code", "open_pump"]
 
 logger = logging.getLogger("trio_mcp_ws")
 
@@ -47,18 +62,22 @@ ReadChannel = trio.MemoryReceiveChannel[SessionMessage | Exception]
 WriteChannel = trio.MemorySendChannel[SessionMessage]
 """What a transport yields second: messages to send."""
 
-# The reader hands each message over directly (the connection's own queue already
-# buffers a few); the writer holds a few so a burst of sends does not wait on the socket.
+BinaryFrames = Literal["accept", "reject"]
+"""What to do with a binary message: decode it as UTF-8 JSON (``"accept"``, what mcp 1.30
+peers need) or close with 1003 (``"reject"``, as the SEP-1288 draft asks)."""
+
+# Decoded messages waiting for the consumer; with the driver's one message in hand, this
+# bounds what a slow consumer makes us hold before TCP backpressure starts.
 READ_BUFFER: Final = 4
+# The writer holds a few so a burst of sends does not wait on the socket.
 WRITE_BUFFER: Final = 8
 # At most this many queued messages go out in one write: everything the channel can hold
 # plus the one just taken (the cap matters only if a sender outpaces the loop).
 WRITE_BURST: Final = WRITE_BUFFER + 1
 
-# Close codes we send when the body ends (RFC 6455 section 7.4.1).
-CLOSE_NORMAL: Final = 1000
-CLOSE_GOING_AWAY: Final = 1001
-CLOSE_INTERNAL_ERROR: Final = 1011
+# Writes dropped after the peer left are logged at WARNING at most this often per process
+# (a remote peer must not be able to flood the logs); the rest go to DEBUG and are counted.
+_dropped_log = RateLimitedLog(logger, "dropped outgoing messages on connections already closed")
 
 
 def exit_close_code(exc: BaseException | None) -> int:
@@ -71,74 +90,65 @@ def exit_close_code(exc: BaseException | None) -> int:
 
 
 class _Pump:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: MessageConnection, limits: Limits, binary_frames: BinaryFrames) -> None:
         self.conn = conn
+        self.limits = limits
+        self.binary_frames = binary_frames
         self.read_send, self.read_recv = trio.open_memory_channel[SessionMessage | Exception](READ_BUFFER)
         self.write_send, self.write_recv = trio.open_memory_channel[SessionMessage](WRITE_BUFFER)
-        self.writer_done = trio.Event()
-        # One frame is decoded and delivered at a time, in arrival order (FIFO wake-ups).
-        self.order = trio.Semaphore(1)
+        self.reader_scope = trio.CancelScope(shield=True)
         self.writer_scope = trio.CancelScope(shield=True)
         self.reader_done = trio.Event()
-        self.dropped = 0
+        self.writer_done = trio.Event()
+        self.stalled = False
+        """True while the sink waits for the consumer to take a message (backpressure)."""
+        self.received = 0
+        self.first_message = trio.Event()
 
-    async def reader(self, backlog: list[str | bytes] | None) -> None:
-        """Deliver frames in order, then how the connection ended.
+    def consumer_is_slow(self) -> bool:
+        """Whether the sink is blocked on the consumer now (then no pong can be read either)."""
+        return self.stalled
 
-        With ``backlog`` (our own reader drives the connection), frames arrive through
-        `sink`, straight from the connection's reader: no task switch and no extra channel
-        per message. This task then delivers only the frames that were queued before the
-        pump started (holding ``_order``, which `open_pump` took for it), and the end.
-        Without it (a connection trio-websocket's reader drives), every frame comes
-        through ``get_message``.
-        """
-        ws = self.conn.ws
-        try:
-            async with self.read_send:
-                if backlog is not None:
-                    try:
-                        for frame in backlog:
-                            await self._deliver_frame(frame)
-                    finally:
-                        self.order.release()
-                while True:
-                    try:
-                        frame = await ws.get_message()
-                    except ConnectionClosed:
-                        break
-                    async with self.order:
-                        await self._deliver_frame(frame)
-                # After every frame that is still on its way through `sink`.
-                async with self.order:
+    async def reader(self) -> None:
+        """Run the driver's reader with our sink, then deliver how the connection ended."""
+        with self.reader_scope:
+            try:
+                async with self.read_send:
+                    await self.conn.run_reader(self.sink)
                     record = self.conn.close_record
                     if record is None or not record.normal:
                         code, reason = (
-                            (1006, "connection lost") if record is None else (record.code, record.reason)
+                            (CLOSE_ABNORMAL, None) if record is None else (record.code, record.reason)
                         )
-                        await self._deliver(ConnectionClosedError(code, reason or _describe(code)))
-        finally:
-            self.reader_done.set()
+                        await self._deliver(ConnectionClosedError(code, reason or describe_close(code)))
+            finally:
+                self.reader_done.set()
 
     async def sink(self, frame: str | bytes) -> None:
-        """Decode and deliver one frame; called by the connection's reader, in order."""
-        async with self.order:
-            await self._deliver_frame(frame)
-
-    async def _deliver_frame(self, frame: str | bytes) -> None:
+        """Decode one complete message and put it on the read channel; the driver awaits it."""
+        self.received += 1
+        self.first_message.set()
+        if isinstance(frame, bytes) and self.binary_frames == "reject":
+            await self.conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted; send text")
+            return
         item: SessionMessage | Exception
         try:
             item = SessionMessage(await decode_frame(frame))
         except MessageDecodeError as exc:
-            logger.debug("%s: undecodable frame: %s", self.conn.ws, exc)
+            logger.debug("%r: undecodable frame: %s", self.conn, exc)
             item = exc
+        del frame  # a rejected frame must not outlive its delivery
         await self._deliver(item)
 
     async def _deliver(self, item: SessionMessage | Exception) -> None:
+        self.stalled = True
         try:
             await self.read_send.send(item)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             # The consumer stopped reading; what still arrives is dropped, not an error.
-            logger.debug("%s: read channel closed, dropping %s", self.conn.ws, type(item).__name__)
+            logger.debug("%r: read channel closed, dropping %s", self.conn, type(item).__name__)
+        finally:
+            self.stalled = False
 
     async def writer(self) -> None:
         """Send what the write channel holds; keep draining (and dropping) after a close.
@@ -156,12 +166,12 @@ class _Pump:
                     async for message in self.write_recv:
                         batch = self._take_burst(message)
                         if conn.close_record is not None:
-                            self._drop(batch)
+                            _dropped_log.record(len(batch))
                             continue
                         try:
                             await conn.send_texts([encode(item.message) for item in batch])
-                        except ConnectionClosed:
-                            self._drop(batch)
+                        except ConnectionGone:
+                            _dropped_log.record(len(batch))
             finally:
                 self.writer_done.set()
 
@@ -175,76 +185,74 @@ class _Pump:
                 break
         return batch
 
-    def _drop(self, batch: list[SessionMessage]) -> None:
-        # The peer is gone: the session must not crash on a late write, so drop and log.
-        for message in batch:
-            self.dropped += 1
-            level = logging.WARNING if self.dropped == 1 else logging.DEBUG
-            logger.log(
-                level,
-                "%s: connection closed, dropped an outgoing %s",
-                self.conn.ws,
-                type(message.message).__name__,
-            )
-
     async def keepalive(self, interval: float, pong_timeout: float) -> None:
         conn = self.conn
         while conn.close_record is None:
             await trio.sleep(interval)
-            if conn.stalled or conn.close_record is not None:
+            if self.consumer_is_slow() or conn.close_record is not None:
                 continue  # the consumer is slow, not the peer: we are receiving data
-            received = conn.messages_received
+            received = self.received
             with trio.move_on_after(pong_timeout) as scope:
                 try:
-                    await conn.ws.ping()
-                except ConnectionClosed:
+                    await conn.ping()
+                except ConnectionGone:
                     return
-            if scope.cancelled_caught and not conn.active_since(received):
-                logger.info("%s: no pong within %ss, closing", conn.ws, pong_timeout)
-                await conn.fail(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
+            if scope.cancelled_caught and not self.consumer_is_slow() and self.received == received:
+                logger.info("%r: no pong within %ss, closing", conn, pong_timeout)
+                with trio.move_on_after(pong_timeout):
+                    await conn.close(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
                 await conn.abort()
                 return
+
+    async def first_message_watch(self, seconds: float) -> None:
+        """Close with 1008 if no message arrives within ``seconds`` (an idle squatter)."""
+        with trio.move_on_after(seconds):
+            await self.first_message.wait()
+            return
+        logger.debug("%r: no message within %ss, closing", self.conn, seconds)
+        await self.conn.close(CLOSE_POLICY_VIOLATION, f"no message within {seconds:g}s")
 
     async def shutdown(self, code: int) -> None:
         """Flush accepted messages, then close the connection; all within close_timeout."""
         conn = self.conn
         with trio.CancelScope(shield=True):
-            with trio.move_on_after(conn.limits.close_timeout):
+            # Nobody reads any more: a reader blocked on the consumer must not hold up the close.
+            self.read_recv.close()
+            with trio.move_on_after(self.limits.close_timeout):
                 self.write_send.close()
                 await self.writer_done.wait()
-                try:
-                    await conn.ws.aclose(code)
-                except ConnectionClosed:  # pragma: no cover - aclose swallows it; belt and braces
-                    pass
+                await conn.close(code)
+                await self.reader_done.wait()
             await conn.abort()
-            self.writer_scope.cancel()  # only if close_timeout ran out with it still blocked
-            self.read_recv.close()
+            # Only if close_timeout ran out with them still blocked.
+            self.writer_scope.cancel()
+            self.reader_scope.cancel()
 
 
 @asynccontextmanager
-async def open_pump(conn: Connection) -> AsyncGenerator[tuple[ReadChannel, WriteChannel], None]:
+async def open_pump(
+    conn: MessageConnection, limits: Limits, *, binary_frames: BinaryFrames = "accept"
+) -> AsyncGenerator[tuple[ReadChannel, WriteChannel], None]:
     """Run the pump over an open connection, yielding ``(read, write)``.
 
     Resource handling:
         On exit the write channel is closed, everything accepted is flushed, and the
         connection is closed with 1000 (clean exit), 1001 (cancelled) or 1011 (the body
-        raised), all within ``close_timeout``; then the TCP connection is closed and every
-        task has finished.
+        raised), all within ``close_timeout``; then the connection is aborted if it is not
+        over yet, and every task has finished.
 
     Error handling:
         Decode failures and abnormal closes arrive as exception values on the read
         channel. The body's own exception propagates as itself.
     """
-    pump = _Pump(conn)
-    limits = conn.limits
-    backlog = conn.attach(pump.sink)
-    if backlog is not None:
-        pump.order.acquire_nowait()  # released by the reader once the backlog is delivered
+    pump = _Pump(conn, limits, binary_frames)
     async with background_nursery() as nursery:
-        nursery.start_soon(pump.reader, backlog)
+        nursery.start_soon(pump.reader)
         nursery.start_soon(pump.writer)
-        if limits.ping_interval is not None:
+        if limits.ping_interval is not None and conn.can_ping:
             nursery.start_soon(pump.keepalive, limits.ping_interval, limits.ping_timeout)
+        if limits.first_message_timeout is not None:
+            nursery.start_soon(pump.first_message_watch, limits.first_message_timeout)
         try:
             yield pump.read_recv, pump.write_send
         except BaseException as exc:
@@ -252,18 +260,3 @@ async def open_pump(conn: Connection) -> AsyncGenerator[tuple[ReadChannel, Write
             raise
         else:
             await pump.shutdown(CLOSE_NORMAL)
-
-
-_DESCRIPTIONS: Final = {
-    1002: "protocol error",
-    1003: "unsupported data",
-    1006: "connection lost without a close frame",
-    1007: "invalid frame payload data",
-    1008: "policy violation",
-    1009: "message too big",
-    1011: "internal error",
-}
-
-
-def _describe(code: int) -> str:
-    return _DESCRIPTIONS.get(code, "abnormal closure")

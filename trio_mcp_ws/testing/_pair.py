@@ -1,8 +1,8 @@
 """`open_transport_pair`: a client and a server transport connected in memory.
 
-Both ends are the production code path: a real trio-websocket connection driven by our
-`Connection` (opening handshake included) under the same pump as `websocket_client`,
-over an in-memory byte stream instead of a socket. Only the network is simulated.
+Both ends are the production code path: our own WebSocket connection (``_wsconn``, the
+opening handshake included) under the same pump as `websocket_client` and `serve`, over an
+in-memory byte stream instead of a socket. Only the network is simulated.
 """
 
 from __future__ import annotations
@@ -13,10 +13,16 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import trio
 
-from .._client import SUBPROTOCOL
+from .._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DEFAULT_PING_TIMEOUT,
+    SUBPROTOCOL,
+    Limits,
+)
 from .._pump import ReadChannel, WriteChannel, exit_close_code, open_pump
 from .._scope import background_nursery
-from .._tws import DEFAULT_MAX_MESSAGE_SIZE, Connection, Limits
+from .._wsconn import WsConnection, read_request
 from ._memory import DEFAULT_BUFFER_SIZE, bounded_stream_pair
 
 if TYPE_CHECKING:
@@ -54,7 +60,7 @@ class Endpoint:
     ends. Create endpoints with `open_transport_pair` or `open_raw_peer`.
     """
 
-    def __init__(self, role: Role, conn: Connection) -> None:
+    def __init__(self, role: Role, conn: WsConnection) -> None:
         self.role: Role = role
         """``"client"`` or ``"server"``: which side of the opening handshake this end played."""
         self._conn = conn
@@ -144,7 +150,7 @@ class Endpoint:
         try:
             with self._scope:
                 try:
-                    async with open_pump(self._conn) as channels:
+                    async with open_pump(self._conn, self._conn.limits) as channels:
                         self._channels = channels
                         task_status.started()
                         await self._stop.wait()
@@ -186,16 +192,16 @@ class TransportPair(NamedTuple):
 async def open_transport_pair(
     *,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
-    close_timeout: float = 10.0,
+    close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ping_interval: float | None = None,
-    ping_timeout: float = 20.0,
+    ping_timeout: float = DEFAULT_PING_TIMEOUT,
     buffer_size: int = DEFAULT_BUFFER_SIZE,
     resource: str = "/mcp",
 ) -> AsyncGenerator[TransportPair, None]:
     """Connect a client and a server transport in memory, with no sockets.
 
-    Each end runs exactly what `websocket_client` runs (trio-websocket, our connection
-    reader and pump, the opening handshake with the ``mcp`` subprotocol, close handshakes),
+    Each end runs exactly what `websocket_client` runs (our WebSocket connection and pump,
+    the opening handshake with the ``mcp`` subprotocol, close handshakes),
     over an in-memory connection whose buffers are bounded like a socket's, so
     backpressure behaves as it does over TCP::
 
@@ -248,7 +254,7 @@ async def open_transport_pair(
     async with background_nursery() as nursery:
         try:
             server_conn, client_conn = await _handshake(
-                nursery, client_stream, server_stream, limits=limits, resource=resource
+                client_stream, server_stream, limits=limits, resource=resource
             )
         except BaseException:
             with trio.CancelScope(shield=True):
@@ -263,36 +269,30 @@ async def open_transport_pair(
 
 
 async def _handshake(
-    nursery: trio.Nursery,
     client_stream: trio.abc.Stream,
     server_stream: trio.abc.Stream,
     *,
     limits: Limits,
     resource: str,
-) -> tuple[Connection, Connection]:
+) -> tuple[WsConnection, WsConnection]:
     """Run both sides of the opening handshake; return ``(server, client)`` connections."""
-    accepted: list[Connection] = []
-    done = trio.Event()
+    accepted: list[WsConnection] = []
 
     async def accept() -> None:
-        conn = await Connection.open_server(server_stream, nursery, limits=limits)
-        assert conn.request is not None
-        offered = conn.request.proposed_subprotocols
-        await conn.request.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None)
-        accepted.append(conn)
-        done.set()
+        pending = await read_request(server_stream, limits=limits)
+        offered = pending.request.subprotocols
+        accepted.append(await pending.accept(subprotocol=SUBPROTOCOL if SUBPROTOCOL in offered else None))
 
-    nursery.start_soon(accept)
-    client_conn = await Connection.open_client(
-        client_stream,
-        nursery,
-        host="localhost",
-        resource=resource,
-        subprotocols=[SUBPROTOCOL],
-        extra_headers=[],
-        limits=limits,
-    )
-    await done.wait()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(accept)
+        client_conn = await WsConnection.connect(
+            client_stream,
+            host="localhost",
+            resource=resource,
+            subprotocols=[SUBPROTOCOL],
+            extra_headers=[],
+            limits=limits,
+        )
     return accepted[0], client_conn
 
 

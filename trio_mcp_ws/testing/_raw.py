@@ -28,9 +28,9 @@ from wsproto.events import (
     TextMessage,
 )
 
-from .._client import SUBPROTOCOL
+from .._options import DEFAULT_MAX_MESSAGE_SIZE, SUBPROTOCOL, Limits
 from .._scope import background_nursery
-from .._tws import DEFAULT_MAX_MESSAGE_SIZE, Connection, Limits
+from .._wsconn import WsConnection, read_request
 from ._memory import DEFAULT_BUFFER_SIZE, bounded_stream_pair
 from ._pair import Endpoint, Role, close_on_exit
 
@@ -375,10 +375,9 @@ async def _as_server(
     *,
     limits: Limits,
     subprotocol: str | None,
-) -> tuple[WSConnection, Connection]:
+) -> tuple[WSConnection, WsConnection]:
     """The raw peer accepts our client's opening handshake."""
     ws = WSConnection(ConnectionType.SERVER)
-    done = trio.Event()
 
     async def accept() -> None:
         request: Request | None = None
@@ -387,19 +386,17 @@ async def _as_server(
             request = next((event for event in ws.events() if isinstance(event, Request)), None)
         chosen = subprotocol if subprotocol in request.subprotocols else None
         await theirs.send_all(ws.send(AcceptConnection(subprotocol=chosen)))
-        done.set()
 
-    nursery.start_soon(accept)
-    conn = await Connection.open_client(
-        ours,
-        nursery,
-        host="localhost",
-        resource="/mcp",
-        subprotocols=[SUBPROTOCOL],
-        extra_headers=[],
-        limits=limits,
-    )
-    await done.wait()
+    async with trio.open_nursery() as handshake:
+        handshake.start_soon(accept)
+        conn = await WsConnection.connect(
+            ours,
+            host="localhost",
+            resource="/mcp",
+            subprotocols=[SUBPROTOCOL],
+            extra_headers=[],
+            limits=limits,
+        )
     return ws, conn
 
 
@@ -410,16 +407,15 @@ async def _as_client(
     *,
     limits: Limits,
     subprotocol: str | None,
-) -> tuple[WSConnection, Connection]:
+) -> tuple[WSConnection, WsConnection]:
     """The raw peer sends the opening handshake to our server side."""
     ws = WSConnection(ConnectionType.CLIENT)
     offered = [subprotocol] if subprotocol is not None else []
     # The request fits the stream's buffer, so sending before our side reads cannot block.
     await theirs.send_all(ws.send(Request(host="localhost", target="/mcp", subprotocols=offered)))
-    conn = await Connection.open_server(ours, nursery, limits=limits)
-    assert conn.request is not None
-    chosen = SUBPROTOCOL if SUBPROTOCOL in conn.request.proposed_subprotocols else None
-    await conn.request.accept(subprotocol=chosen)
+    pending = await read_request(ours, limits=limits)
+    chosen = SUBPROTOCOL if SUBPROTOCOL in pending.request.subprotocols else None
+    conn = await pending.accept(subprotocol=chosen)
     while True:
         ws.receive_data(bytes(await theirs.receive_some(_RECEIVE_SIZE)))
         for event in ws.events():
