@@ -124,7 +124,9 @@ def interop(session: nox.Session) -> None:
 def browser(session: nox.Session) -> None:
     """Drive a real headless Chromium (Debian's ``chromium`` package) against serve_mcp."""
     _install_test_deps(session)
-    # This session exists to run them: a missing Chromium fails instead of skipping.
+    # The TypeScript SDK's browser client, bundled from its npm pin before any test runs.
+    session.run("python", "-m", "tests.browser.build_bundle", "--require")
+    # This session exists to run them: a missing Chromium or bundle fails instead of skipping.
     session.run(
         "pytest", "-m", "browser", "tests/browser", *session.posargs, env={"TRIO_MCP_WS_BROWSER_REQUIRE": "1"}
     )

@@ -10,11 +10,14 @@ import mimetypes
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 from urllib.parse import urlencode
 
 import h11
 import trio
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 __all__ = ["PAGE_DIR", "PageServer", "serve_pages"]
 
@@ -40,15 +43,17 @@ class PageServer:
         return f"{self.origin}/{page}" + (f"?{urlencode(query)}" if query else "")
 
 
-def _resolve(directory: Path, target: bytes) -> Path | None:
+def _resolve(directory: Path, extra: Mapping[str, Path], target: bytes) -> Path | None:
     path = target.split(b"?", 1)[0].decode("ascii", "replace").lstrip("/") or "index.html"
+    if path in extra:
+        return extra[path] if extra[path].is_file() else None
     candidate = (directory / path).resolve()
     if directory.resolve() not in candidate.parents or not candidate.is_file():
         return None
     return candidate
 
 
-async def _answer(directory: Path, stream: trio.SocketStream) -> None:
+async def _answer(directory: Path, extra: Mapping[str, Path], stream: trio.SocketStream) -> None:
     connection = h11.Connection(h11.SERVER)
     with trio.move_on_after(REQUEST_TIMEOUT):
         while True:
@@ -58,7 +63,7 @@ async def _answer(directory: Path, stream: trio.SocketStream) -> None:
                 continue
             if not isinstance(event, h11.Request):
                 return
-            found = _resolve(directory, event.target)
+            found = _resolve(directory, extra, event.target)
             if found is None or event.method not in (b"GET", b"HEAD"):
                 status, body, kind = 404, b"not found\n", "text/plain; charset=utf-8"
             else:
@@ -79,20 +84,27 @@ async def _answer(directory: Path, stream: trio.SocketStream) -> None:
             return
 
 
-async def _handle(directory: Path, stream: trio.SocketStream) -> None:
+async def _handle(directory: Path, extra: Mapping[str, Path], stream: trio.SocketStream) -> None:
     async with stream:
         try:
-            await _answer(directory, stream)
+            await _answer(directory, extra, stream)
         except (h11.ProtocolError, trio.BrokenResourceError):
             pass  # a browser that gave up on a request is not the test's concern
 
 
 async def serve_pages(
-    directory: Path = PAGE_DIR, *, task_status: trio.TaskStatus[PageServer] = trio.TASK_STATUS_IGNORED
+    directory: Path = PAGE_DIR,
+    *,
+    extra: Mapping[str, Path] | None = None,
+    task_status: trio.TaskStatus[PageServer] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve ``directory`` on 127.0.0.1 at a free port until cancelled (use with ``nursery.start``)."""
+    """Serve ``directory`` on 127.0.0.1 at a free port until cancelled (use with ``nursery.start``).
+
+    ``extra`` maps more URL paths (e.g. ``"sdk-bundle.js"``) to files outside ``directory``.
+    """
     listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
     port = listeners[0].socket.getsockname()[1]
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(partial(trio.serve_listeners, partial(_handle, directory), listeners))
+        handler = partial(_handle, directory, dict(extra or {}))
+        nursery.start_soon(partial(trio.serve_listeners, handler, listeners))
         task_status.started(PageServer(port))

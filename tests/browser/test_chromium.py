@@ -30,6 +30,7 @@ from trio_mcp_ws._subprotocol import parse_offer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
+    from pathlib import Path
 
     from tests.browser._cdp import DevTools, Tab
     from tests.browser._page_server import PageServer
@@ -108,10 +109,12 @@ class Handshake:
     error: str | None
 
 
-async def open_page(devtools: DevTools, pages: PageServer, **query: str) -> tuple[dict[str, Any], Handshake]:
-    """Load the page with ``query``; return its outcome and what DevTools saw of its WebSocket."""
+async def open_page(
+    devtools: DevTools, pages: PageServer, *, page: str = "index.html", **query: str
+) -> tuple[dict[str, Any], Handshake]:
+    """Load ``page`` with ``query``; return its outcome and what DevTools saw of its WebSocket."""
     tab = await devtools.new_tab()
-    mark = await tab.goto(pages.url(**query))
+    mark = await tab.goto(pages.url(page, **query))
     outcome: dict[str, Any] = await tab.evaluate("window.mcpResult")
     # The page writes the same outcome into its body: read it as a user would see it.
     shown = await tab.evaluate("document.getElementById('result').textContent")
@@ -265,3 +268,19 @@ async def test_bearer_auth_accepts_the_subprotocol_token(devtools: DevTools, pag
             outcome, handshake = await open_page(devtools, pages, ws=info.url, token=TOKEN)
     assert handshake.status == 101
     assert_called_add(outcome, "2025-11-25")
+
+
+async def test_typescript_sdk_client_in_the_browser(
+    devtools: DevTools, pages: PageServer, sdk_bundle: Path
+) -> None:
+    """The TypeScript SDK's own browser client (bundled from the interop pin) against serve_mcp."""
+    with trio.fail_after(TEST_TIMEOUT):
+        async with serving() as info:
+            outcome, handshake = await open_page(devtools, pages, page="sdk.html", ws=info.url)
+    assert outcome["ok"] is True, outcome
+    assert outcome["server"] == "browser-test"
+    assert outcome["tools"] == ["add"]
+    assert outcome["isError"] is False
+    assert outcome["content"] == [{"type": "text", "text": "42"}]
+    assert handshake.status == 101
+    assert handshake.response_headers["sec-websocket-protocol"] == "mcp"
