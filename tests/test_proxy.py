@@ -11,10 +11,11 @@ listeners here that answer what no real proxy should. Every I/O test runs under
 from __future__ import annotations
 
 import json
+import logging
 import ssl
 from contextlib import asynccontextmanager
 from functools import partial
-from typing import TYPE_CHECKING, cast
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
 import pytest
@@ -145,6 +146,11 @@ def test_invalid_environment_proxy_is_a_value_error_without_credentials() -> Non
     assert "hunter2" not in str(raised.value)
     with pytest.raises(ValueError, match="'ws' or 'wss'"):
         resolve_proxy(None, scheme="http", host="h", port=1, environ={})
+
+
+def test_true_is_not_a_proxy_setting() -> None:
+    with pytest.raises(TypeError, match="URL, False or None"):
+        resolve_proxy(cast("Any", True), scheme="ws", host="h", port=1, environ={})
 
 
 # --- parsing a proxy URL ---------------------------------------------------------------
@@ -401,9 +407,11 @@ async def test_tinyproxy_refuses_with_407_and_403(
         assert forbidden.value.status == 403
 
 
+@pytest.mark.parametrize("fixture", ["http_proxy", "socks5_proxy"])
 async def test_wss_through_a_proxy_checks_the_servers_certificate(
-    http_proxy: RunningProxy, server_context: ssl.SSLContext, trusting: ssl.SSLContext
+    fixture: str, request: pytest.FixtureRequest, server_context: ssl.SSLContext, trusting: ssl.SSLContext
 ) -> None:
+    http_proxy: RunningProxy = request.getfixturevalue(fixture)
     with trio.fail_after(20):
         async with _server(ssl_context=server_context) as info:
             tunnel = await open_tunnel(http_proxy.url, "127.0.0.1", info.port, timeout=TIMEOUT)
@@ -650,3 +658,80 @@ async def test_cancelled_while_waiting_for_the_proxy_closes_its_connection() -> 
             await asked.wait()
             nursery.cancel_scope.cancel()
         await closed.wait()
+
+
+@pytest.mark.parametrize(
+    ("host", "authority"),
+    [("::1", "[::1]:8443"), ("example.com", "example.com:8443"), ("10.0.0.1", "10.0.0.1:8443")],
+)
+async def test_connect_request_names_the_target(host: str, authority: str) -> None:
+    heads: list[bytes] = []
+
+    async def record(stream: trio.SocketStream) -> None:
+        heads.append(await _read_head(stream))
+        await stream.send_all(b"HTTP/1.0 200 Connection established\r\n\r\n")
+
+    with trio.fail_after(20):
+        async with _liar(record) as port:
+            tunnel = await open_tunnel(f"http://127.0.0.1:{port}", host, 8443, timeout=TIMEOUT)
+            await tunnel.aclose()
+    assert heads[0].startswith(f"CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n".encode())
+    assert b"Proxy-Authorization" not in heads[0]  # no credentials in the URL: none sent
+
+
+async def test_a_host_http_cannot_carry_is_a_value_error() -> None:
+    with trio.fail_after(20):
+        async with _liar(_answer()) as port:
+            with pytest.raises(ValueError, match="cannot go in a CONNECT request") as raised:
+                await open_tunnel(
+                    f"http://u:hunter2@127.0.0.1:{port}", "bad host\r\nX: y", 443, timeout=TIMEOUT
+                )
+    assert "hunter2" not in str(raised.value)
+    assert raised.value.__cause__ is None
+
+
+async def test_socks4a_sends_the_name_and_socks4_rejections_carry_the_code() -> None:
+    requests: list[bytes] = []
+
+    async def socks4(stream: trio.SocketStream) -> None:
+        data = b""
+        while data.count(b"\x00") < (3 if len(data) > 8 and data[4:7] == b"\x00\x00\x00" else 2):
+            data += await stream.receive_some(4096)
+        requests.append(data)
+        granted = b"example.com" in data
+        await stream.send_all((b"\x00\x5a" if granted else b"\x00\x5b") + bytes(6))
+        if granted:
+            await stream.send_all(await stream.receive_some(100))  # echo
+        await trio.sleep_forever()
+
+    with trio.fail_after(20):
+        async with _liar(socks4) as port:
+            tunnel = await open_tunnel(f"socks4a://bob@127.0.0.1:{port}", "example.com", 80, timeout=TIMEOUT)
+            async with tunnel:
+                await tunnel.send_all(b"hello")
+                assert await tunnel.receive_some(100) == b"hello"
+            with pytest.raises(ProxyError) as raised:
+                await open_tunnel(f"socks4://127.0.0.1:{port}", "127.0.0.1", 80, timeout=TIMEOUT)
+    # SOCKS4a: version 4, CONNECT, port 80, the 0.0.0.x marker, the user id, then the name.
+    assert requests[0] == b"\x04\x01\x00\x50\x00\x00\x00\x01bob\x00example.com\x00"
+    assert requests[1] == b"\x04\x01\x00\x50\x7f\x00\x00\x01\x00"  # SOCKS4: the address, no name
+    assert raised.value.status == 0x5B
+
+
+async def test_credentials_stay_out_of_the_logs(
+    http_proxy_auth: RunningProxy, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with trio.fail_after(20):
+        async with _server() as info:
+            tunnel = await open_tunnel(
+                http_proxy_auth.url_with(USER, PASSWORD), "127.0.0.1", info.port, timeout=TIMEOUT
+            )
+            await _websocket_ping(tunnel, info.port)
+        with pytest.raises(ProxyError):
+            await open_tunnel(
+                http_proxy_auth.url_with(USER, "wrong-Pa55word"), "127.0.0.1", 9, timeout=TIMEOUT
+            )
+    assert "opening a tunnel" in caplog.text
+    for secret in (PASSWORD, "wrong-Pa55word", quote(PASSWORD, safe="")):
+        assert secret not in caplog.text

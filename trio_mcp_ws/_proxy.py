@@ -179,6 +179,7 @@ def resolve_proxy(
     Raises:
         ValueError: ``scheme`` is not ``ws``/``wss``, or the proxy URL (given or from the
             environment) is invalid.
+        TypeError: ``proxy`` is neither a string, ``False`` nor ``None``.
 
     With ``proxy=None``, a ``wss://`` target uses ``https_proxy`` then ``HTTPS_PROXY``, a
     ``ws://`` target ``http_proxy`` then ``HTTP_PROXY``; both fall back to ``all_proxy`` then
@@ -196,6 +197,8 @@ def resolve_proxy(
     if proxy is False:
         return None
     if proxy is not None:
+        if not isinstance(proxy, str):  # pyright: ignore[reportUnnecessaryIsInstance] # untyped callers, proxy=True
+            raise TypeError(f"proxy must be a URL, False or None, not {type(proxy).__name__}")
         parse_proxy_url(proxy)
         return proxy
     names = ["https_proxy", "HTTPS_PROXY"] if scheme == "wss" else ["http_proxy", "HTTP_PROXY"]
@@ -275,7 +278,7 @@ async def open_tunnel(
         server's host name, then the WebSocket handshake.
 
     Raises:
-        ValueError: The proxy URL is invalid.
+        ValueError: The proxy URL is invalid, or ``host`` cannot go in a ``CONNECT`` request.
         ProxyError: The proxy could not be reached, its TLS handshake failed, it refused
             the tunnel (``status`` holds its HTTP status or SOCKS reply code), it answered
             something that is not its protocol, or it took longer than ``timeout``.
@@ -347,7 +350,12 @@ async def _http_connect(stream: trio.abc.Stream, proxy: ProxyURL, host: str, por
         credentials = f"{proxy.username}:{proxy.password or ''}".encode()
         headers.append(("Proxy-Authorization", "Basic " + base64.b64encode(credentials).decode("ascii")))
     conn = h11.Connection(h11.CLIENT, max_incomplete_event_size=_MAX_REPLY_HEAD)
-    request = conn.send(h11.Request(method="CONNECT", target=authority, headers=headers))
+    try:
+        request = conn.send(h11.Request(method="CONNECT", target=authority, headers=headers))
+    except h11.LocalProtocolError:
+        # A host HTTP cannot carry. h11's message would quote the headers, credentials
+        # included, so neither it nor its traceback goes any further.
+        raise ValueError(f"{authority!r} cannot go in a CONNECT request to {proxy.redacted}") from None
     end = conn.send(h11.EndOfMessage())
     try:
         await stream.send_all((request or b"") + (end or b""))
