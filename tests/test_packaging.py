@@ -9,6 +9,7 @@ runs in build's isolated environment (it fetches the build backend by name, as a
 from __future__ import annotations
 
 import email.parser
+import html.parser
 import os
 import subprocess
 import sys
@@ -151,14 +152,68 @@ def test_twine_check(sdist: Path, wheel: Path) -> None:
     assert output.count("PASSED") == 2, output
 
 
-def test_docs_build_from_the_unpacked_sdist(sdist: Path, tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def site(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    unpacked = tmp_path_factory.mktemp("sdist")
     with tarfile.open(sdist) as archive:
-        archive.extractall(tmp_path, filter="data")
-    (source,) = tmp_path.iterdir()
-    site = tmp_path / "site"
+        # The "data" filter (no absolute paths, links or devices) where this Python has it.
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(unpacked, filter="data")
+        else:  # pragma: no cover - CPython before 3.10.12 / 3.11.4
+            archive.extractall(unpacked)
+    (source,) = unpacked.iterdir()
+    site = unpacked / "site"
     _run(sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", site, cwd=source)
+    return site
+
+
+def test_docs_build_from_the_unpacked_sdist(site: Path) -> None:
     assert (site / "api" / "index.html").is_file()
     # The benchmark tables, included from benchmarks/results/latest.md (which the sdist
     # used to lack), made it into the page.
     performance = (site / "performance" / "index.html").read_text()
     assert "Streaming throughput (messages/s" in performance
+
+
+class _ProseText(html.parser.HTMLParser):
+    """The text of a page outside code: what a reader sees as prose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_code = 0
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.in_code += tag in ("code", "pre", "script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_code -= tag in ("code", "pre", "script", "style")
+
+    def handle_data(self, data: str) -> None:
+        if not self.in_code:
+            self.chunks.append(data)
+
+
+def _literal_rst(site: Path, page: str) -> list[str]:
+    parser = _ProseText()
+    parser.feed((site / page / "index.html").read_text())
+    prose = " ".join(parser.chunks)
+    return [prose[max(0, i - 40) : i + 2].strip() for i in range(len(prose)) if prose.startswith("::", i)]
+
+
+# reST "::" left in docstrings the lead owns (_client.py, _serve.py twice, _server.py;
+# testing/_pair.py three times, testing/_raw.py). Strict: it fails once they are fixed.
+_LEFT_IN_DOCSTRINGS = pytest.mark.xfail(reason="reST '::' in docstrings not yet converted", strict=True)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param("api", marks=_LEFT_IN_DOCSTRINGS),
+        pytest.param("testing", marks=_LEFT_IN_DOCSTRINGS),
+        "fuzzing",
+    ],
+)
+def test_docstrings_render_without_literal_rst(site: Path, page: str) -> None:
+    # mkdocstrings renders docstrings as Markdown: reST's "::" shows up as literal text.
+    assert _literal_rst(site, page) == []
