@@ -26,7 +26,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
 from trio_mcp_ws import AuthenticationError, HandshakeRequest, ServerInfo, bearer_auth, serve_mcp
-from trio_mcp_ws._subprotocol import parse_offer
+from trio_mcp_ws._subprotocol import is_token, parse_offer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -284,3 +284,28 @@ async def test_typescript_sdk_client_in_the_browser(
     assert outcome["content"] == [{"type": "text", "text": "42"}]
     assert handshake.status == 101
     assert handshake.response_headers["sec-websocket-protocol"] == "mcp"
+
+
+async def test_chromium_accepts_exactly_the_tokens_we_accept(devtools: DevTools, pages: PageServer) -> None:
+    """Our token rule is the browser's: ``new WebSocket`` throws SyntaxError for the rest.
+
+    Each candidate is one character between two letters, for every printable ASCII
+    character, space, and a few beyond ASCII; the page's ``WebSocket`` constructor decides
+    synchronously, before any connection is made.
+    """
+    candidates = [f"a{chr(code)}b" for code in range(0x20, 0x7F)] + ["a\u00e9b", "a\u2603b", "a\tb"]
+    probe = """
+        (url, tokens) => tokens.map((token) => {
+          try { new WebSocket(url, ["mcp", "mcp.auth." + token]).close(); return "ok"; }
+          catch (error) { return error.name; }
+        })
+    """
+    with trio.fail_after(TEST_TIMEOUT):
+        async with serving() as info:
+            tab = await devtools.new_tab()
+            await tab.goto(pages.url("index.html"))  # any page of ours: an http origin
+            answers = await tab.evaluate(f"({probe})({json.dumps(info.url)}, {json.dumps(candidates)})")
+    browser = dict(zip(candidates, answers, strict=True))
+    ours = {token: "ok" if is_token(token) else "SyntaxError" for token in candidates}
+    assert browser == ours
+    assert sum(answer == "ok" for answer in ours.values()) == 77  # the 77 tchars of RFC 9110
