@@ -121,6 +121,18 @@ def interop(session: nox.Session) -> None:
 
 
 @nox.session(python="3.11")
+def browser(session: nox.Session) -> None:
+    """Drive a real headless Chromium (Debian's ``chromium`` package) against serve_mcp."""
+    _install_test_deps(session)
+    # The TypeScript SDK's browser client, bundled from its npm pin before any test runs.
+    session.run("python", "-m", "tests.browser.build_bundle", "--require")
+    # This session exists to run them: a missing Chromium or bundle fails instead of skipping.
+    session.run(
+        "pytest", "-m", "browser", "tests/browser", *session.posargs, env={"TRIO_MCP_WS_BROWSER_REQUIRE": "1"}
+    )
+
+
+@nox.session(python="3.11")
 def bench(session: nox.Session) -> None:
     """Run the benchmarks against their baselines (pass ``-- --smoke`` for a quick check)."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "bench"))

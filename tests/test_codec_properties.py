@@ -2,7 +2,11 @@
 
 - Every valid message round-trips: ``decode(encode(m)) == m``, as text and as binary, and
   ``encode`` writes exactly what the SDK writes.
-- Every hostile frame raises `MessageDecodeError` (code -32700 or -32600) and nothing else.
+- Every hostile frame raises `MessageDecodeError` (code -32700 or -32600) and nothing else,
+  and the SDK's own validator (``mcp_types.jsonrpc_message_adapter``) rejects it too: these
+  are frames every conforming peer must reject, so fuzzing an SDK server with them gives no
+  false failures.
+- Every policy-refused frame raises `MessageDecodeError` too (the SDK may accept it).
 - The one-line property: any frame at all yields a message or a `MessageDecodeError`; and
   whatever we accept, the SDK's own adapter accepts as the same message (we are stricter,
   never different).
@@ -19,9 +23,19 @@ import mcp_types as t
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from trio_mcp_ws import MessageDecodeError, decode, encode
-from trio_mcp_ws.strategies import HOSTILE_KINDS, HostileKind, frames, hostile_frames, jsonrpc_messages
+from trio_mcp_ws.strategies import (
+    HOSTILE_KINDS,
+    POLICY_KINDS,
+    HostileKind,
+    PolicyKind,
+    frames,
+    hostile_frames,
+    jsonrpc_messages,
+    policy_refused_frames,
+)
 
 MESSAGE_TYPES = (t.JSONRPCRequest, t.JSONRPCNotification, t.JSONRPCResponse, t.JSONRPCError)
 CODES = {-32700, -32600}
@@ -43,15 +57,32 @@ def test_property_valid_messages_round_trip(message: t.JSONRPCMessage) -> None:
 
 
 @given(hostile_frames())
-def test_property_hostile_frames_are_rejected(frame: str | bytes) -> None:
+def test_property_hostile_frames_are_rejected_by_us_and_by_the_sdk(frame: str | bytes) -> None:
     check_rejected(frame)
+    check_rejected_by_the_sdk(frame)
 
 
 @pytest.mark.parametrize("kind", HOSTILE_KINDS)
 @PER_KIND
 @given(data=st.data())
 def test_property_each_kind_of_hostile_frame_is_rejected(kind: HostileKind, data: st.DataObject) -> None:
-    check_rejected(data.draw(hostile_frames(kinds=[kind]), label=kind))
+    frame = data.draw(hostile_frames(kinds=[kind]), label=kind)
+    check_rejected(frame)
+    check_rejected_by_the_sdk(frame)
+
+
+@pytest.mark.parametrize("kind", POLICY_KINDS)
+@PER_KIND
+@given(data=st.data())
+def test_property_each_kind_of_policy_refused_frame_is_rejected(
+    kind: PolicyKind, data: st.DataObject
+) -> None:
+    check_rejected(data.draw(policy_refused_frames(kinds=[kind]), label=kind))
+
+
+def check_rejected_by_the_sdk(frame: str | bytes) -> None:
+    with pytest.raises(ValidationError):
+        t.jsonrpc_message_adapter.validate_json(frame)
 
 
 def check_rejected(frame: str | bytes) -> None:

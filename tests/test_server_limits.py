@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import gc
-import statistics
 import threading
-import time
 from typing import TYPE_CHECKING
 
 import mcp_types as t
 import pytest
 import trio
 import trio.testing
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 from trio_websocket import open_websocket_url
 
 import trio_mcp_ws._offload as offload
+from tests._sdk import as_transport
 from tests.test_server_helpers import exchange, round_trip, rpc_request, running, upgrade_request
 from trio_mcp_ws import (
     AuthenticationError,
@@ -23,26 +24,37 @@ from trio_mcp_ws import (
     HandshakeRejectedError,
     MessageDecodeError,
     decode,
+    serve_mcp,
     websocket_client,
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+    from typing import NoReturn
+
     from mcp_types import JSONRPCMessage
 
-    from trio_mcp_ws import ReadChannel, WriteChannel
+    from trio_mcp_ws import ReadChannel, ServerInfo, WriteChannel
 
 MiB = 1024 * 1024
 
 
-def worst_case_frame(size: int = 4 * MiB - 64) -> str:
-    """A valid request whose params hold ~``size / 3`` empty lists: the costliest JSON we know.
+def worst_case_frame(size: int = 4 * MiB - 64, unit: str = "[]", request_id: int = 1) -> str:
+    """A valid request whose params hold ``unit`` repeated to ``size``: the costliest JSON we know.
 
     Every ``[]`` becomes a Python list, and a million of them trigger cyclic-GC pass after
     pass. (A batch, ``[{},{},...]``, is cheaper for us: the codec refuses it before parsing.)
     """
-    prefix, suffix = '{"jsonrpc":"2.0","id":1,"method":"hostile","params":{"a":[', "]}}"
-    count = (size - len(prefix) - len(suffix)) // 3
-    return prefix + ",".join(["[]"] * count) + suffix
+    prefix, suffix = f'{{"jsonrpc":"2.0","id":{request_id},"method":"hostile","params":{{"a":[', "]}}"
+    count = (size - len(prefix) - len(suffix)) // (len(unit) + 1)
+    return prefix + ",".join([unit] * count) + suffix
+
+
+def many_keys_frame(keys: int, *, method: str = "hostile", request_id: int = 1) -> str:
+    """A request whose params (or ``tools/call`` arguments) hold ``keys`` members."""
+    members = ",".join(f'"k{i}":0' for i in range(keys))
+    params = f'{{"name":"add","arguments":{{{members}}}}}' if method == "tools/call" else f"{{{members}}}"
+    return f'{{"jsonrpc":"2.0","id":{request_id},"method":"{method}","params":{params}}}'
 
 
 async def answer_small(read: ReadChannel, write: WriteChannel) -> None:
@@ -127,13 +139,17 @@ async def test_message_size_is_counted_in_bytes() -> None:
 
 
 # -- hostile frames -----------------------------------------------------------------------------
+#
+# Behaviour only: which frames are refused, with which code, and that everyone is served on.
+# How long other connections wait meanwhile is a benchmark figure
+# (``python -m benchmarks.case_hostile_frames``), never an assertion here.
 
 
-async def test_large_frames_are_decoded_in_a_worker_with_the_collector_paused(
+async def test_decodes_never_pause_the_collector_and_large_ones_run_one_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The mechanism: small frames inline; medium ones inline with the collector paused;
-    large ones in a thread, collector paused, one at a time."""
+    """The mechanism: frames up to THREAD_LIMIT inline, larger ones in a worker thread one at
+    a time, and the cyclic garbage collector enabled throughout."""
     calls: list[tuple[int, bool, bool]] = []
     running_now = 0
     overlap = 0
@@ -157,7 +173,7 @@ async def test_large_frames_are_decoded_in_a_worker_with_the_collector_paused(
         '{"jsonrpc":"2.0","id":1,"method":"x","params":{"pad":"' + "x" * (offload.THREAD_LIMIT + 1) + '"}}'
     )
     medium = (
-        '{"jsonrpc":"2.0","id":2,"method":"x","params":{"pad":"' + "x" * (offload.INLINE_LIMIT + 1) + '"}}'
+        '{"jsonrpc":"2.0","id":2,"method":"x","params":{"pad":"' + "x" * (offload.THREAD_LIMIT // 2) + '"}}'
     )
     assert gc.isenabled()
     with trio.fail_after(20):
@@ -178,95 +194,106 @@ async def test_large_frames_are_decoded_in_a_worker_with_the_collector_paused(
                 await write.send(rpc_request(5))
                 assert isinstance(await read.receive(), SessionMessage)
     assert gc.isenabled()
+    assert all(gc_on for _, _, gc_on in calls)
     large_calls = [call for call in calls if call[0] > offload.THREAD_LIMIT]
-    medium_calls = [call for call in calls if offload.INLINE_LIMIT < call[0] <= offload.THREAD_LIMIT]
-    small_calls = [call for call in calls if call[0] <= offload.INLINE_LIMIT]
     assert len(large_calls) == 4
-    assert all(not on_main and not gc_on for _, on_main, gc_on in large_calls)
-    assert len(medium_calls) == 1
-    assert all(on_main and not gc_on for _, on_main, gc_on in medium_calls)
-    assert small_calls
-    assert all(on_main and gc_on for _, on_main, gc_on in small_calls)
+    assert not any(on_main for _, on_main, _ in large_calls)
+    inline_calls = [call for call in calls if call[0] <= offload.THREAD_LIMIT]
+    assert any(size == len(medium) for size, _, _ in inline_calls)
+    assert all(on_main for _, on_main, _ in inline_calls)
     assert overlap == 1  # the limiter: one large decode at a time
-
-
-def test_collector_pause_is_reentrant_and_respects_a_disabled_collector() -> None:
-    pause = offload._collector_paused  # pyright: ignore[reportPrivateUsage]
-    assert gc.isenabled()
-    with pause():
-        assert not gc.isenabled()
-        with pause():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    assert gc.isenabled()
-    gc.disable()
-    try:
-        with pause():
-            assert not gc.isenabled()
-        assert not gc.isenabled()
-    finally:
-        gc.enable()
-
-
-async def test_a_worst_case_frame_does_not_stall_other_connections() -> None:
-    """While one client sends worst-case 4 MiB frames, another's round trips stay fast.
-
-    Measured on 2 cores (CPython 3.11): the other connection's worst round trip is 60-90 ms
-    on an idle machine, ~300 ms with three such tests sharing the 2 cores; decoding inline
-    with the collector running, it was 650-1200 ms idle. The stall that remains is the part
-    of one parse that holds the GIL, so the bound is relative to that, measured here and now
-    (a loaded machine slows both), with a floor: max(0.5 s, 4 x one GIL-held parse). The
-    mechanism itself is checked deterministically above.
-    """
-    frame = worst_case_frame()
-    assert len(frame) < 4 * MiB
-    parse_times: list[float] = []
-    for _ in range(3):
-        with offload._collector_paused():  # pyright: ignore[reportPrivateUsage]
-            start = time.perf_counter()
-            decode(frame)
-            parse_times.append(time.perf_counter() - start)
-    bound = max(0.5, 4 * statistics.median(parse_times))
-    with trio.fail_after(120):
-        async with running(answer_small) as info, websocket_client(info.url) as (read, write):
-
-            async def round_trip_time(request_id: int) -> float:
-                start = time.perf_counter()
-                await write.send(rpc_request(request_id))
-                item = await read.receive()
-                assert isinstance(item, SessionMessage)
-                return time.perf_counter() - start
-
-            baseline = [await round_trip_time(i) for i in range(20)]
-            latencies: list[float] = []
-            async with open_websocket_url(info.url, max_message_size=8 * MiB) as hostile:
-                done = trio.Event()
-
-                async def attack() -> None:
-                    for _ in range(3):
-                        await hostile.send_message(frame)
-                        await hostile.get_message()
-                    done.set()
-
-                async with trio.open_nursery() as nursery:
-                    nursery.start_soon(attack)
-                    request_id = 100
-                    while not done.is_set():
-                        latencies.append(await round_trip_time(request_id))
-                        request_id += 1
-    worst = max(latencies)
-    print(  # shown with -s; the numbers the docs quote
-        f"baseline median {statistics.median(baseline) * 1000:.2f} ms; "
-        f"under attack: {len(latencies)} round trips, "
-        f"median {statistics.median(latencies) * 1000:.1f} ms, worst {worst * 1000:.0f} ms; "
-        f"one parse {statistics.median(parse_times) * 1000:.0f} ms, bound {bound * 1000:.0f} ms"
-    )
-    assert worst < bound
 
 
 async def test_limiter_is_shared_within_a_run() -> None:
     assert offload.large_decode_limiter() is offload.large_decode_limiter()
     assert offload.large_decode_limiter().total_tokens == offload.LARGE_DECODES
+
+
+HOSTILE = {
+    "empty lists": worst_case_frame(request_id=11),
+    "nested lists": worst_case_frame(unit="[[],[]]", request_id=12),
+    "deeply nested arrays": worst_case_frame(unit="[" * 190 + "]" * 190, request_id=13),
+    "nested id, payload not last": '{"jsonrpc":"2.0","method":"hostile","params":{"a":['
+    + ",".join(['{"id":1}'] * 400_000)
+    + ']},"id":14}',
+    "330k keys": many_keys_frame(330_000, request_id=15),
+}
+
+
+async def test_hostile_frames_are_refused_with_32600_and_everyone_is_served_on() -> None:
+    """Each costly shape is refused by the structural budget, as a value with its id; the
+    sender's connection and another client's both keep working."""
+    received: list[SessionMessage | Exception] = []
+
+    async def record(read: ReadChannel, write: WriteChannel) -> None:
+        async with write:
+            async for item in read:
+                received.append(item)
+                if isinstance(item, SessionMessage):
+                    await write.send(item)
+
+    frames = list(HOSTILE.values())
+    assert all(len(frame.encode()) <= 4 * MiB for frame in frames)
+    with trio.fail_after(60):
+        async with (
+            running(record) as info,
+            open_websocket_url(info.url, max_message_size=8 * MiB) as raw,
+            websocket_client(info.url) as (read, write),
+        ):
+            for frame in frames:
+                await raw.send_message(frame)
+            await raw.send_message('{"jsonrpc":"2.0","id":99,"method":"ping"}')
+            assert '"id":99' in str(await raw.get_message())
+            await write.send(rpc_request(100))
+            assert isinstance(await read.receive(), SessionMessage)
+    errors = [item for item in received if isinstance(item, MessageDecodeError)]
+    assert len(errors) == len(frames)
+    assert all(error.code == -32600 for error in errors)
+    assert all("message too complex to decode" in str(error) for error in errors)
+    assert [error.request_id for error in errors] == [11, 12, 13, None, 15]
+    assert len(received) == len(frames) + 2
+
+
+async def test_hostile_tools_call_through_serve_mcp_is_refused_and_the_session_serves_on() -> None:
+    """300k keys in tools/call arguments never reach the SDK; the attacker's connection and a
+    real client's session both keep working."""
+    server = MCPServer("hostile")
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        """Add two integers."""
+        return a + b
+
+    initialize = (
+        '{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
+        '"capabilities":{},"clientInfo":{"name":"raw","version":"1"}}}'
+    )
+    with trio.fail_after(60):
+        async with trio.open_nursery() as nursery:
+            info = await nursery.start(partial_serve_mcp(server))
+            async with open_websocket_url(info.url, subprotocols=["mcp"], max_message_size=8 * MiB) as raw:
+                await raw.send_message(initialize)
+                assert '"id":0' in str(await raw.get_message())
+                await raw.send_message('{"jsonrpc":"2.0","method":"notifications/initialized"}')
+                await raw.send_message(many_keys_frame(300_000, method="tools/call", request_id=7))
+                await raw.send_message(
+                    '{"jsonrpc":"2.0","id":8,"method":"tools/call","params":{"name":"add","arguments":{"a":2,"b":3}}}'
+                )
+                answer = str(await raw.get_message())
+                while '"id":8' not in answer:  # the SDK may answer the refused frame first
+                    answer = str(await raw.get_message())
+                assert '"text":"5"' in answer
+            async with Client(as_transport(websocket_client(info.url))) as client:
+                result = await client.call_tool("add", {"a": 1, "b": 2})
+                assert result.structured_content == {"result": 3}
+            nursery.cancel_scope.cancel()
+
+
+def partial_serve_mcp(server: MCPServer) -> Callable[..., Awaitable[NoReturn]]:
+    async def start(*, task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED) -> NoReturn:
+        await serve_mcp(server, "127.0.0.1", 0, task_status=task_status)
+
+    return start
 
 
 async def test_bad_large_frames_arrive_as_values_and_the_connection_serves_on() -> None:

@@ -28,12 +28,23 @@ exact check:
   (`_split_load`), which proves there is no duplicate envelope member at parse cost;
 - otherwise the text is searched for the envelope names (`_check_duplicates`) and tested
   for numbers shaped like an overflow (`_may_overflow`) before an exact pass.
+
+Before any of that, a structural budget (`check_budget`) refuses a frame that would build
+more Python objects than any real message needs: a 4 MiB frame of ``[],[],...`` builds 1.4
+million lists, costing seconds of CPU (mostly cyclic-GC passes over them) and ~40 times its
+size in memory. The budget is counted with ``str.count``/``bytes.count`` (about 1 ms a
+count for 4 MiB), before the parser allocates anything.
+
+A rejected frame is freed by reference counting alone: `MessageDecodeError` keeps only a
+short excerpt, and the pydantic error chained as its cause is a copy without the input
+values (which would hold the parsed message).
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any, Final
 
 import pydantic_core
@@ -46,10 +57,11 @@ from mcp_types import (
     RequestId,
 )
 from pydantic import ValidationError
+from pydantic_core import InitErrorDetails
 
 from ._errors import MessageDecodeError
 
-__all__ = ["decode", "encode"]
+__all__ = ["MAX_CONTAINERS", "MAX_MEMBERS", "check_budget", "decode", "encode"]
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
@@ -67,6 +79,27 @@ _QUOTED_KEYS: Final = tuple(
 )
 
 _JSON_WHITESPACE: Final = " \t\r\n"
+
+MAX_CONTAINERS: Final = 131_072
+"""Most objects and arrays one message may hold (counted as ``{`` and ``[`` in the frame).
+
+Each becomes a Python container the cyclic garbage collector must track and scan: a
+4 MiB tool result of realistic records holds ~35,000 (twice that counting the JSON text
+copy MCPServer adds as text content), where a hostile ``[],[],...`` holds 1.4 million."""
+
+MAX_MEMBERS: Final = 262_144
+"""Most object members one message may hold (counted as ``:`` in the frame).
+
+A member costs 150-500 ns to build (one huge object costs the most), so this bounds the
+parse of a key-stuffed frame at about 100 ms; a realistic 4 MiB result holds under 250,000
+counting its text copy."""
+
+# The budget's counts include brackets and colons inside strings: an upper bound, so it never
+# admits more than it says, at the price of refusing a pathological string-heavy frame. (An
+# exact count outside strings needs a scan that costs more than the parse it protects.)
+_ID_AT_HEAD: Final = re.compile(
+    r'\{\s*(?:"jsonrpc"\s*:\s*"2\.0"\s*,\s*)?"id"\s*:\s*(-?\d{1,19}|"[^"\\]{0,200}")\s*[,}]'
+)
 _MISSING: Final[Any] = object()
 
 # How many values the walk of a parsed message (`_walk`) visits before giving up: about
@@ -117,6 +150,7 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
             reject. Its ``code`` is the JSON-RPC error code to answer with (``-32700`` or
             ``-32600``) and ``request_id`` the id, if recoverable.
     """
+    check_budget(frame)
     text = _as_text(frame)
     if text[:1] != "{" and text.lstrip(_JSON_WHITESPACE)[:1] == "[":
         # Rejected before parsing: pydantic needs ~80x the frame size in memory to build a
@@ -148,12 +182,78 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
     try:
         return model.model_validate(envelope)
     except ValidationError as exc:
-        raise MessageDecodeError(
+        error = MessageDecodeError(
             f"not a valid JSON-RPC message: {_summarise(exc)}",
             frame=frame,
             code=INVALID_REQUEST,
             request_id=request_id,
-        ) from exc
+        )
+        cause = _without_inputs(exc)
+    # Raised outside the except block: the pydantic error (which holds the parsed message as
+    # its input) is not chained as the context, only its input-free copy as the cause.
+    raise error from cause
+
+
+def check_budget(frame: str | bytes) -> None:
+    """Refuse a frame holding more containers or members than `decode` builds.
+
+    Counted on the raw frame with ``str.count``/``bytes.count`` (C speed, no allocation), so
+    it is cheap enough to run on every frame before parsing. The counts include characters
+    inside strings, so they never undercount.
+
+    Raises:
+        MessageDecodeError: Code ``-32600``; ``request_id`` is the id when the frame starts
+            with it (as every SDK writes it), so a session can still answer the request.
+    """
+    if len(frame) < MAX_CONTAINERS:
+        return  # too short to exceed either limit: every counted character is one byte
+    if isinstance(frame, str):
+        containers = frame.count("{") + frame.count("[")
+        members = frame.count(":") if containers <= MAX_CONTAINERS else 0
+    else:
+        containers = frame.count(b"{") + frame.count(b"[")
+        members = frame.count(b":") if containers <= MAX_CONTAINERS else 0
+    if containers > MAX_CONTAINERS:
+        what = f"{containers} objects and arrays (at most {MAX_CONTAINERS})"
+    elif members > MAX_MEMBERS:
+        what = f"{members} object members (at most {MAX_MEMBERS})"
+    else:
+        return
+    raise MessageDecodeError(
+        f"message too complex to decode: {what}",
+        frame=frame,
+        code=INVALID_REQUEST,
+        request_id=_id_at_head(frame),
+    )
+
+
+def _id_at_head(frame: str | bytes) -> RequestId | None:
+    """The id of a frame that starts ``{"jsonrpc":"2.0","id":...`` or ``{"id":...``, else None."""
+    head = frame[:256]
+    if isinstance(head, bytes):
+        head = head.decode("utf-8", "replace")
+    match = _ID_AT_HEAD.match(head)
+    if match is None:
+        return None
+    raw = match.group(1)
+    if raw[0] == '"':
+        return raw[1:-1]
+    value = int(raw)
+    return value if _valid_id(value) else None
+
+
+def _without_inputs(exc: ValidationError) -> ValidationError:
+    """A copy of ``exc`` with the same errors and no input values (which pin the message)."""
+    details: list[InitErrorDetails] = []
+    for item in exc.errors(include_url=False, include_input=False):
+        light: InitErrorDetails = {"type": item["type"], "loc": item["loc"], "input": None}
+        if "ctx" in item:
+            light["ctx"] = item["ctx"]
+        details.append(light)
+    try:
+        return ValidationError.from_exception_data(exc.title, details)
+    except (TypeError, ValueError, KeyError):  # pragma: no cover  # an error type pydantic cannot rebuild
+        return ValidationError.from_exception_data(exc.title, [])
 
 
 def encode(message: JSONRPCMessage) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import TYPE_CHECKING, Any, TextIO, cast
 
 import mcp_types as types
@@ -10,10 +11,11 @@ import trio
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
-from ._client import websocket_client
-from ._serve_mcp import serve_mcp
+from . import serve_mcp, websocket_client
 
 if TYPE_CHECKING:
+    import argparse
+
     from mcp.client._transport import Transport
 
 logger = logging.getLogger("trio_mcp_ws.demo")
@@ -95,3 +97,8 @@ def _describe(result: types.CallToolResult) -> str:
         return repr(value)
     texts = [block.text for block in result.content if isinstance(block, types.TextContent)]
     return " ".join(texts) or "(no content)"
+
+
+async def run_demo_command(args: argparse.Namespace) -> int:
+    """``trio-mcp-ws demo``: `run_demo` on stdout."""
+    return await run_demo(sys.stdout)

@@ -192,10 +192,12 @@ async def check_transport(
     server and yields them as a ``(client, server)`` tuple of *transports*: async context
     managers yielding ``(read, write)``, as ``mcp.Client`` takes. The check enters each side
     in a task of its own, uses it, and leaves it, in many orders. `open_transport_pair` is
-    such a factory::
+    such a factory:
 
-        await check_transport(open_transport_pair)
-        await check_transport(partial(open_transport_pair, max_message_size=2**16))
+    ```python
+    await check_transport(open_transport_pair)
+    await check_transport(partial(open_transport_pair, max_message_size=2**16))
+    ```
 
     Checked, each on a fresh pair, both directions:
 

@@ -1,0 +1,219 @@
+"""The sdist and wheel a release would upload: contents, metadata, and docs built from the sdist.
+
+``python -m build`` builds the sdist, then the wheel *from the unpacked sdist*, as pip does
+for a source install, so a file the wheel needs but the sdist lacks fails here. The build
+runs in build's isolated environment (it fetches the build backend by name, as any
+``pip install`` does). Everything runs once per module, in a temporary directory.
+"""
+
+from __future__ import annotations
+
+import email.parser
+import html.parser
+import os
+import subprocess
+import sys
+import tarfile
+import zipfile
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from email.message import Message
+
+ROOT = Path(__file__).resolve().parent.parent
+# Building and the docs build are subprocesses; generous bounds, never timing assertions.
+BUILD_TIMEOUT = 600
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args: str | Path, cwd: Path) -> str:
+    done = subprocess.run(
+        [str(arg) for arg in args],
+        cwd=cwd,
+        # mkdocs-material's end-of-life banner, printed on every build (see CONTRIBUTING.md).
+        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"},
+        capture_output=True,
+        text=True,
+        timeout=BUILD_TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, f"{args} failed:\n{done.stdout}\n{done.stderr}"
+    return done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def dist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("dist")
+    _run(sys.executable, "-m", "build", "--outdir", out, ROOT, cwd=ROOT)
+    return out
+
+
+@pytest.fixture(scope="module")
+def sdist(dist: Path) -> Path:
+    (path,) = dist.glob("trio_mcp_ws-*.tar.gz")
+    return path
+
+
+@pytest.fixture(scope="module")
+def wheel(dist: Path) -> Path:
+    (path,) = dist.glob("trio_mcp_ws-*-py3-none-any.whl")
+    return path
+
+
+def _sdist_names(sdist: Path) -> set[str]:
+    with tarfile.open(sdist) as archive:
+        # Strip the "trio_mcp_ws-<version>/" prefix every member has.
+        return {name.partition("/")[2] for name in archive.getnames()}
+
+
+def _wheel_metadata(wheel: Path) -> Message:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/METADATA"))
+        return email.parser.Parser().parsestr(archive.read(name).decode())
+
+
+def test_wheel_holds_the_package_and_nothing_else(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        names = set(archive.namelist())
+    tops = {name.split("/")[0] for name in names}
+    (dist_info,) = (top for top in tops if top.endswith(".dist-info"))
+    assert tops == {"trio_mcp_ws", dist_info}
+    for needed in (
+        "trio_mcp_ws/__init__.py",
+        "trio_mcp_ws/py.typed",
+        "trio_mcp_ws/testing/__init__.py",
+        f"{dist_info}/licenses/LICENSE",
+        f"{dist_info}/entry_points.txt",
+    ):
+        assert needed in names
+    # The Hypothesis strategies: a module or a package, shipped either way.
+    assert names & {"trio_mcp_ws/strategies.py", "trio_mcp_ws/strategies/__init__.py"}
+    assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
+
+
+def test_wheel_entry_points(wheel: Path) -> None:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        entry_points = archive.read(name).decode()
+    assert "trio-mcp-ws = trio_mcp_ws._cli:main" in entry_points
+    assert "[hypothesis]" in entry_points
+
+
+def test_wheel_metadata(wheel: Path) -> None:
+    metadata = _wheel_metadata(wheel)
+    assert metadata["Name"] == "trio-mcp-ws"
+    assert metadata["License-Expression"] == "MIT"
+    assert metadata.get_all("License-File") == ["LICENSE"]
+    assert metadata["Requires-Python"] == ">=3.10"
+    urls = dict(url.split(", ", 1) for url in metadata.get_all("Project-URL") or [])
+    assert set(urls) >= {"Homepage", "Documentation", "Source", "Changelog", "Issues"}
+    assert all(url.startswith("https://") for url in urls.values())
+    requires = metadata.get_all("Requires-Dist") or []
+    # Imported directly by the package, so declared directly, with bounds.
+    assert "mcp-types<3,>=2" in requires
+    assert "mcp<3,>=2" in requires
+    assert any(req.startswith("hypothesis") and "extra == 'hypothesis'" in req for req in requires)
+    assert "Framework :: Trio" in (metadata.get_all("Classifier") or [])
+    assert metadata.get_content_type() == "text/plain"  # the long description is in the body
+    assert metadata["Description-Content-Type"] == "text/markdown"
+    assert "python3 -m pip install nox && nox" in metadata.get_payload()
+
+
+def test_sdist_holds_what_the_docs_and_tests_need(sdist: Path) -> None:
+    names = _sdist_names(sdist)
+    for needed in (
+        "pyproject.toml",
+        "README.md",
+        "CHANGELOG.md",
+        "CONTRIBUTING.md",
+        "LICENSE",
+        "mkdocs.yml",
+        "noxfile.py",
+        "docs/index.md",
+        "docs/img/bench-throughput-vs-size.png",
+        # docs/performance.md includes its tables from here.
+        "benchmarks/results/latest.md",
+        "examples/back_channel.py",
+        "tests/conftest.py",
+        "trio_mcp_ws/__init__.py",
+    ):
+        assert needed in names, needed
+    for name in names:
+        assert "__pycache__" not in name, name
+        assert not name.startswith((".hypothesis", ".nox", "site/", ".git/", "node_modules")), name
+
+
+def test_twine_check(sdist: Path, wheel: Path) -> None:
+    output = _run(sys.executable, "-m", "twine", "check", "--strict", sdist, wheel, cwd=ROOT)
+    assert output.count("PASSED") == 2, output
+
+
+@pytest.fixture(scope="module")
+def site(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    unpacked = tmp_path_factory.mktemp("sdist")
+    with tarfile.open(sdist) as archive:
+        # The "data" filter (no absolute paths, links or devices) where this Python has it.
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(unpacked, filter="data")
+        else:  # pragma: no cover - CPython before 3.10.12 / 3.11.4
+            archive.extractall(unpacked)
+    (source,) = unpacked.iterdir()
+    site = unpacked / "site"
+    _run(sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", site, cwd=source)
+    return site
+
+
+def test_docs_build_from_the_unpacked_sdist(site: Path) -> None:
+    assert (site / "api" / "index.html").is_file()
+    # The benchmark tables, included from benchmarks/results/latest.md (which the sdist
+    # used to lack), made it into the page.
+    performance = (site / "performance" / "index.html").read_text()
+    assert "Streaming throughput (messages/s" in performance
+
+
+class _ProseText(html.parser.HTMLParser):
+    """The text of a page outside code: what a reader sees as prose."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.in_code = 0
+        self.chunks: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.in_code += tag in ("code", "pre", "script", "style")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.in_code -= tag in ("code", "pre", "script", "style")
+
+    def handle_data(self, data: str) -> None:
+        if not self.in_code:
+            self.chunks.append(data)
+
+
+def _literal_rst(site: Path, page: str) -> list[str]:
+    parser = _ProseText()
+    parser.feed((site / page / "index.html").read_text())
+    prose = " ".join(parser.chunks)
+    return [prose[max(0, i - 40) : i + 2].strip() for i in range(len(prose)) if prose.startswith("::", i)]
+
+
+# reST "::" left in docstrings the lead owns (_client.py, _serve.py twice, _server.py;
+# testing/_pair.py three times, testing/_raw.py). Strict: it fails once they are fixed.
+_LEFT_IN_DOCSTRINGS = pytest.mark.xfail(reason="reST '::' in docstrings not yet converted", strict=True)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        pytest.param("api", marks=_LEFT_IN_DOCSTRINGS),
+        pytest.param("testing", marks=_LEFT_IN_DOCSTRINGS),
+        "fuzzing",
+    ],
+)
+def test_docstrings_render_without_literal_rst(site: Path, page: str) -> None:
+    # mkdocstrings renders docstrings as Markdown: reST's "::" shows up as literal text.
+    assert _literal_rst(site, page) == []
