@@ -95,7 +95,6 @@ enough that idle squatters cannot hold every slot."""
 _ACCEPT_CAPACITY_ERRNOS: Final = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.ENOBUFS})
 _ACCEPT_RETRY_DELAY: Final = 0.1
 
-_handshake_failures = RateLimitedLog(logger, "WebSocket handshakes that failed or were refused")
 _evictions = RateLimitedLog(logger, "pending handshakes dropped to make room for new connections")
 
 
@@ -238,7 +237,6 @@ class _Server:
             try:
                 return await read_request(stream, limits=self.policy.limits, plain_http=self._plain_http)
             except HandshakeError as exc:
-                _handshake_failures.record()
                 logger.debug("%s: %s", remote, exc)
                 return None
             finally:
@@ -283,8 +281,14 @@ class _Server:
                     return
         except _NoSlot:
             rejection = Rejection(503, "Service Unavailable: too many connections")
-        _handshake_failures.record()
-        logger.debug("%s: refused %s: %d %s", remote, handshake.path, rejection.status, rejection.body)
+        # INFO, not WARNING: a refusal is the policy working (and a peer can cause any number).
+        logger.info(
+            "refused a WebSocket handshake from %s for %s: %d %s",
+            remote,
+            handshake.path,
+            rejection.status,
+            rejection.body,
+        )
         await _reject(pending, rejection)
 
     async def _run(self, pending: PendingHandshake, info: ConnectionInfo) -> None:
