@@ -79,9 +79,8 @@ async def test_a_child_that_ignores_stdin_and_sigterm_is_killed_after_the_grace_
             "--grace-period", "0.2", command=child("--record", str(record), "stubborn")
         ) as gateway:
             async with raw_client(gateway.url) as client:
+                assert await round_trip(client) == request("ping")  # running, SIGTERM ignored
                 assert isinstance(client, RawClient)
-                await client.send_text(request("ping"))
-                await wait_recorded(record)
                 gateway.interrupt(signal.SIGTERM)
                 assert await client.close_code() == 1001
             assert await gateway.exit_status() == 143
@@ -92,12 +91,6 @@ async def test_a_child_that_ignores_stdin_and_sigterm_is_killed_after_the_grace_
     assert "exit" not in lines  # ...and, ignoring it, killed
     await wait_gone(int(lines[0]))
     assert b"sending SIGKILL" in log
-
-
-async def wait_recorded(record: Path) -> None:
-    """Poll (bounded by the caller's fail_after) until the child wrote its pid."""
-    while not record_lines(record):
-        await trio.sleep(0.02)
 
 
 @pytest.mark.parametrize("mode", ["garbage", "exit-early", "flood-stderr"])
@@ -164,10 +157,12 @@ async def test_a_command_that_is_missing_or_not_executable_is_refused_at_start(t
 
 async def test_allow_host_lets_a_proxied_host_name_in(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        async with run_gateway(command=child("echo")) as strict:
-            async with raw_client(strict.url, host="mcp.example.com") as refused:
-                assert isinstance(refused, Rejected)
-                assert refused.status == 421
+        async with (
+            run_gateway(command=child("echo")) as strict,
+            raw_client(strict.url, host="mcp.example.com") as refused,
+        ):
+            assert isinstance(refused, Rejected)
+            assert refused.status == 421
         async with run_gateway(
             "--allow-host",
             "mcp.example.com",
@@ -192,11 +187,13 @@ async def test_allow_host_lets_a_proxied_host_name_in(tmp_path: Path) -> None:
 
 async def test_env_and_cwd_reach_the_child(tmp_path: Path) -> None:
     with trio.fail_after(30):
-        async with run_gateway(
-            "--env", "CLI_TEST=hello=world", "--cwd", str(tmp_path), command=child("by-method")
-        ) as gateway:
-            async with raw_client(gateway.url) as client:
-                answer = await round_trip(client, "test/env")
+        async with (
+            run_gateway(
+                "--env", "CLI_TEST=hello=world", "--cwd", str(tmp_path), command=child("by-method")
+            ) as gateway,
+            raw_client(gateway.url) as client,
+        ):
+            answer = await round_trip(client, "test/env")
     assert answer is not None
     assert json.loads(answer)["result"] == {"env": "hello=world", "cwd": str(tmp_path)}
 
