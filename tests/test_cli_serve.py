@@ -9,23 +9,32 @@ processes are polled with bounds (`wait_gone`); nothing sleeps to synchronise.
 from __future__ import annotations
 
 import json
+import os
 import signal
+import ssl
+import subprocess
 from typing import TYPE_CHECKING
 
+import mcp_types as types
 import pytest
 import trio
+import trustme
+from mcp import Client
 
+from tests._sdk import as_transport
 from tests.test_cli_peers import (
     RawClient,
     Rejected,
     child,
     cli,
+    drain,
     raw_client,
     record_lines,
     request,
     run_gateway,
     wait_gone,
 )
+from trio_mcp_ws import HandshakeRejectedError, websocket_client
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -214,3 +223,69 @@ async def test_json_log_format_writes_one_object_per_line() -> None:
     assert len(failed) == 1
     assert "exited while its client was connected" in failed[0]["exception"]
     assert {"time", "level", "logger", "message"} <= set(failed[0])
+
+
+async def test_mcp_clients_of_both_eras_use_a_stdio_server_through_the_gateway() -> None:
+    with trio.fail_after(60):
+        async with run_gateway(command=child("mcp")) as gateway:
+            for mode in ("legacy", "auto"):
+                async with Client(as_transport(websocket_client(gateway.url)), mode=mode) as client:
+                    result = await client.call_tool("greet", {"name": "trio"})
+                    assert result.content == [types.TextContent(type="text", text="hello, trio")]
+
+
+async def test_recipe_tls_and_a_token_file_with_connect_on_the_other_side(tmp_path: Path) -> None:
+    """Expose a stdio server with TLS and a token; reach it with ``connect --cacert --token-env``."""
+    ca = trustme.CA()
+    server_cert = ca.issue_cert("127.0.0.1")
+    cert, key, ca_file, tokens = (tmp_path / name for name in ("cert.pem", "key.pem", "ca.pem", "tokens"))
+    server_cert.private_key_pem.write_to_path(str(key))
+    server_cert.cert_chain_pems[0].write_to_path(str(cert))
+    ca.cert_pem.write_to_path(str(ca_file))
+    secret = "s3cret-token-0123456789"
+    tokens.write_text(f"# rotated tokens, one per line\nold-token-abcdef\n{secret}\n")
+    client_tls = ssl.create_default_context(cafile=str(ca_file))
+    with trio.fail_after(60):
+        async with run_gateway(
+            "-vv",
+            "--tls-cert",
+            str(cert),
+            "--tls-key",
+            str(key),
+            "--token-file",
+            str(tokens),
+            command=child("echo"),
+        ) as gateway:
+            assert gateway.url.startswith("wss://127.0.0.1:")
+            for headers in ({}, {"Authorization": "Bearer wrong-token"}, {"Authorization": "Basic eA=="}):
+                with pytest.raises(HandshakeRejectedError) as refused:
+                    async with websocket_client(gateway.url, headers=headers, ssl_context=client_tls):
+                        pass  # pragma: no cover - refused
+                assert refused.value.status_code == 401
+            bridge = await trio.lowlevel.open_process(
+                cli("connect", gateway.url, "--cacert", str(ca_file), "--token-env", "CLI_TEST_TOKEN"),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env={**os.environ, "CLI_TEST_TOKEN": secret},
+            )
+            assert bridge.stdin is not None
+            assert bridge.stdout is not None
+            assert bridge.stderr is not None
+            notification = b'{"jsonrpc":"2.0","method":"notifications/x"}\n'
+            await bridge.stdin.send_all(notification)
+            out = bytearray()
+            while b"\n" not in out:
+                data = await bridge.stdout.receive_some(65536)
+                assert data, "connect ended before the echo"
+                out += data
+            await bridge.stdin.aclose()
+            err = bytearray()
+            await drain(bridge.stderr, err)
+            assert await bridge.wait() == 0, bytes(err)
+            await bridge.stdout.aclose()
+            await bridge.stderr.aclose()
+            log = bytes(gateway.log)
+    assert bytes(out) == notification
+    assert secret.encode() not in log  # never logged, even at -vv
+    assert b"wrong-token" not in log
