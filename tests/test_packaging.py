@@ -12,6 +12,7 @@ import configparser
 import email.parser
 import html.parser
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -185,7 +186,8 @@ def site(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             archive.extractall(unpacked)
     (source,) = unpacked.iterdir()
     site = unpacked / "site"
-    _run(sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", site, cwd=source)
+    output = _run(sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", site, cwd=source)
+    (unpacked / "mkdocs.log").write_text(output)
     return site
 
 
@@ -195,6 +197,18 @@ def test_docs_build_from_the_unpacked_sdist(site: Path) -> None:
     # used to lack), made it into the page.
     performance = (site / "performance" / "index.html").read_text()
     assert "Streaming throughput (messages/s" in performance
+
+
+def test_docs_signatures_are_formatted(site: Path) -> None:
+    # Without black or ruff, mkdocstrings says so (at INFO, so --strict passes) and leaves
+    # every signature on one line, cut off at the right of the page.
+    log = (site.parent / "mkdocs.log").read_text()
+    assert "Formatting signatures requires" not in log, log
+    api = (site / "api" / "index.html").read_text()
+    block = api.split('id="trio_mcp_ws.serve"', 1)[1].split('class="doc-signature', 1)[1]
+    signature = re.sub(r"<[^>]*>", "", block.split("</code>", 1)[0])
+    # One parameter a line: serve has more than ten.
+    assert len(signature.splitlines()) > 10, signature
 
 
 class _ProseText(html.parser.HTMLParser):
