@@ -185,6 +185,7 @@ class Results:
     # Per payload, anything else a stack measured in-process (our codec cost, deflate ratios).
     extra: dict[str, dict[str, float]] = field(default_factory=dict[str, dict[str, float]])
     seconds: float = 0.0
+    cpu_seconds: float = 0.0
     connect_seconds: float = 0.0
     finish_seconds: list[float] = field(default_factory=list[float])
     messages: int = 0

@@ -242,12 +242,14 @@ def markdown(s: Summary) -> str:
     lines += _grid(
         s,
         "Concurrent connections streaming tools/call ~200 B: total messages/s; server peak RSS; "
-        "seconds until the last / the median client was done",
+        "seconds until the last / the median client was done; client CPU over that time "
+        "(well under 100%: the client waited, a stall rather than work)",
         [(c, f"conc:{n}") for c, n in levels],
         lambda case, k: (
             f"{rate(s.median(case, k))}; {s.median(case, k.replace('conc', 'concrss')) or 0:.0f} MiB; "
             f"{s.median(case, k.replace('conc', 'concmax')) or 0:.2f} / "
-            f"{s.median(case, k.replace('conc', 'concp50')) or 0:.2f}"
+            f"{s.median(case, k.replace('conc', 'concp50')) or 0:.2f} s; "
+            f"{100 * (s.median(case, k.replace('conc', 'conccpu')) or 0):.0f}%"
         ),
         "throughput; above 1.00x: ours is faster",
     )

@@ -200,6 +200,7 @@ class Runner:
             add(case, f"conc:{detail}", r.messages / r.seconds)
             add(case, f"concp50:{detail}", percentile(r.finish_seconds, 0.5))
             add(case, f"concmax:{detail}", r.seconds)
+            add(case, f"conccpu:{detail}", r.cpu_seconds / r.seconds)
             add(case, f"concrss:{detail}", sampler.peak / 2**20)
             add(case, f"connect:{detail}", r.connect_seconds)
         s.info.setdefault(f"{case}:{plan.workload}", {}).update(r.info)
