@@ -5,6 +5,10 @@ from __future__ import annotations
 import json
 import statistics
 from dataclasses import asdict, dataclass, field
+from typing import Final
+
+# Whose versions the machine section records.
+PACKAGES: Final = ("trio-mcp-ws", "trio", "trio-websocket", "wsproto", "mcp", "pydantic-core", "websockets")
 
 
 @dataclass

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
 from ._spec import PAYLOADS, REALISTIC, payload
+from ._summary import PACKAGES
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -15,63 +16,47 @@ if TYPE_CHECKING:
 
 OURS = "ours"
 # One colour per case, so every plot reads the same way.
-COLOURS = {"ours": "tab:red", "tws": "tab:orange", "websockets": "tab:green", "mcp130": "tab:purple"}
-COLOURS["mcp130-plain"] = "tab:pink"
-# Issue 16's targets: (what, our metric, baseline case or None for an absolute bound, the
-# baseline's metric, bound, whether higher is better). A ratio is ours / baseline, in this run.
-TARGETS: list[tuple[str, str, str | None, str, float, bool]] = [
-    ("tools/call streaming >= 2.5x mcp 1.30", "stream:tools-call", "mcp130", "stream:tools-call", 2.5, True),
-    (
-        "tools/call round trip p50 <= 0.7x mcp 1.30",
-        "rtt50:tools-call",
-        "mcp130",
-        "rtt50:tools-call",
-        0.7,
-        False,
-    ),
-    (
-        "tools/call streaming >= 1.2x raw trio-websocket",
-        "stream:tools-call",
-        "tws",
-        "stream:tools-call",
-        1.2,
-        True,
-    ),
+COLOURS = {"ours": "red", "tws": "orange", "websockets": "green", "mcp130": "purple", "mcp130-plain": "pink"}
+Target: TypeAlias = tuple[str, str, str | None, str, float, bool]
+
+
+def _target(
+    what: str, metric: str, baseline: str | None, bound: float, *, lower: bool = False, of: str = ""
+) -> Target:
+    """Ours ``metric`` over ``baseline``'s ``of`` (default: the same metric; None: an absolute bound)."""
+    return (what, metric, baseline, of or metric, bound, not lower)
+
+
+SDK_PLAIN = "mcp 1.30, compression off"
+# Issue 16's targets, each a ratio of medians of this run.
+TARGETS: list[Target] = [
+    _target("tools/call streaming >= 2.5x mcp 1.30", "stream:tools-call", "mcp130", 2.5),
+    _target("tools/call round trip p50 <= 0.7x mcp 1.30", "rtt50:tools-call", "mcp130", 0.7, lower=True),
+    _target("tools/call streaming >= 1.2x raw trio-websocket", "stream:tools-call", "tws", 1.2),
     *(
-        (f"{PAYLOADS[p]} streaming >= 2x {label}", f"stream:{p}", case, f"stream:{p}", 2.0, True)
+        _target(f"{PAYLOADS[p]} streaming >= 2x mcp 1.30", f"stream:{p}", "mcp130", 2.0)
         for p in REALISTIC[1:]
-        for case, label in (("mcp130", "mcp 1.30"), ("mcp130-plain", "mcp 1.30, compression off"))
     ),
     *(
-        (
-            f"{PAYLOADS[p]} streaming >= 0.8x raw trio-websocket",
-            f"stream:{p}",
-            "tws",
-            f"stream:{p}",
-            0.8,
-            True,
-        )
+        _target(f"{PAYLOADS[p]} streaming >= 2x {SDK_PLAIN}", f"stream:{p}", "mcp130-plain", 2.0)
+        for p in REALISTIC[1:]
+    ),
+    *(
+        _target(f"{PAYLOADS[p]} streaming >= 0.8x raw trio-websocket", f"stream:{p}", "tws", 0.8)
         for p in ("text", "image")
     ),
-    (
+    _target(
         "tools/list client CPU <= 1.25x our decode + encode",
         "cpu:tools-list",
         OURS,
-        "codec:tools-list",
         1.25,
-        False,
+        lower=True,
+        of="codec:tools-list",
     ),
-    ("client CPU per tools/call message <= 50 us", "cpu:tools-call", None, "", 50.0, False),
-    ("call_tool rate >= 2.5x mcp 1.30", "calls", "mcp130", "calls", 2.5, True),
-    ("server memory per idle connection <= 32 KiB", "idle_per_conn", None, "", 32.0, False),
-    (
-        "moonshot: tools/call streaming >= 0.5x raw websockets",
-        "stream:tools-call",
-        "websockets",
-        "stream:tools-call",
-        0.5,
-        True,
-    ),
+    _target("client CPU per tools/call message <= 50 us", "cpu:tools-call", None, 50.0, lower=True),
+    _target("call_tool rate >= 2.5x mcp 1.30", "calls", "mcp130", 2.5),
+    _target("server memory per idle connection <= 32 KiB", "idle_per_conn", None, 32.0, lower=True),
+    _target("moonshot: tools/call streaming >= 0.5x raw websockets", "stream:tools-call", "websockets", 0.5),
 ]
 
 
@@ -131,11 +116,7 @@ def _grid(
 def markdown(s: Summary) -> str:
     """The report: machine and method, one table per workload, the targets, standalone cases, notes."""
     m = s.machine
-    packages = ", ".join(
-        f"{name} {m[name]}"
-        for name in ("trio-mcp-ws", "trio", "trio-websocket", "wsproto", "mcp", "pydantic-core", "websockets")
-        if name in m
-    )
+    packages = ", ".join(f"{name} {m[name]}" for name in PACKAGES if name in m)
     sdk = dict(s.info.get("mcp130:echo") or s.info.get("mcp130:calls") or {})
     sdk.pop("extensions", None)
     lines = [

@@ -25,7 +25,7 @@ from typing import Final
 from . import _mcp130env, report
 from ._process import Peer, PeerError, RssSampler, rss, stop_all
 from ._spec import HOLDING, PAYLOADS, READY, RESULT, WARM, Plan, Results, percentile
-from ._summary import Summary
+from ._summary import PACKAGES, Summary
 
 ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "benchmarks" / "results"
@@ -70,7 +70,6 @@ CALL_CASES: Final = (
     Case("mcp130", "mcp 1.30, its defaults (deflate)", "stack_mcp130", "mcp", "mcp130", sdk130=True),
 )
 WORKLOADS: Final = ("echo", "calls", "concurrency", "idle", "standalone")
-PACKAGES: Final = ("trio-mcp-ws", "trio", "trio-websocket", "wsproto", "mcp", "pydantic-core", "websockets")
 
 
 class Runner:
