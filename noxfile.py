@@ -137,3 +137,22 @@ def bench(session: nox.Session) -> None:
     """Run the benchmarks against their baselines (pass ``-- --smoke`` for a quick check)."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "bench"))
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python="3.11")
+def autobahn(session: nox.Session) -> None:
+    """Run the Autobahn WebSocket conformance suite in both roles; fail on any FAILED case.
+
+    The suite runs only on Python 2.7: without one the session skips, except on CI (CI set),
+    where it fails. ``-- --role server`` (or ``client``) runs one role.
+    """
+    found = session.run("python", "-m", "tests.autobahn.env", "--find-python27", silent=True)
+    python27 = found.strip() if isinstance(found, str) else ""
+    if not python27:
+        message = "Python 2.7 not found (pyenv install 2.7.18, or set TRIO_MCP_WS_PYTHON27)"
+        if os.environ.get("CI"):
+            session.error(message)
+        session.skip(message)
+    # virtualenv 20.21 is the last release that creates Python 2.7 environments.
+    session.install("-e", ".", "virtualenv>=20.21,<20.22")
+    session.run("python", "-m", "tests.autobahn.run", "--python27", python27, *session.posargs)

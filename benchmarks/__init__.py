@@ -1,9 +1,8 @@
 """The benchmark suite: our transport side by side with its baselines, in one run.
 
-``python -m benchmarks`` (or ``nox -s bench``) runs every workload for every case, prints a
-markdown table and writes ``benchmarks/results/latest.md``, ``latest.json`` and PNG plots;
-``python -m benchmarks --smoke`` is the few-seconds check CI uses. See docs/performance.md.
-
-This package imports nothing beyond the standard library at import time: the mcp 1.30 peers
-run in their own environment (``.bench/mcp130``), which has neither trio nor trio-mcp-ws.
+``python -m benchmarks`` (or ``nox -s bench``) runs every workload for every case, then every
+standalone ``benchmarks/case_*.py``, prints the report and writes ``benchmarks/results/latest.md``
+and ``latest.json`` (the plots go to ``docs/img``); ``--smoke`` is the quick check CI runs. See
+docs/performance.md. Layers: `_spec` (payloads, plan, results) <- `_driver` (workloads) <- the
+``stack_*`` peers; `_summary` <- `report` <- `runner`, which starts the peers via `_process`.
 """

@@ -1,225 +1,214 @@
-"""The client side of every workload, written once over anyio so it runs on any stack.
+"""The client side of every workload, written once over anyio, and the peer command line.
 
-A stack (ours, raw trio-websocket, raw ``websockets``, the SDK 1.30 transport) supplies
-only how to connect and how to send and receive one prepared message; the timing loops
-here are identical for all of them. anyio adds nothing per message: each send and receive
-is the stack's own call, and anyio only structures the tasks around them (on Trio for the
-Trio stacks, on asyncio for the others).
+A stack says only how to prepare a message, how to connect (yielding a ``send`` and a
+``receive``) and, for MCP stacks, how to open a session (yielding one ``call_tool``); the timing
+loops here are the same for all of them. anyio adds nothing per message: each send and receive
+is the stack's own call, and anyio only structures the tasks (on Trio for the Trio stacks, on
+asyncio for the others). Standard library and anyio only, so the mcp 1.30 peers can use it.
 
-Every workload runs under ``anyio.fail_after(plan.budget)``: no loop here is unbounded in
-time, and every loop is bounded in count by the plan.
+Every workload runs under ``anyio.fail_after(plan.budget)`` and every loop is bounded in count.
 """
 
 from __future__ import annotations
 
-import abc
 import sys
 import time
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+import warnings
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from ._spec import (
-    HOLDING,
-    RESULT,
-    WARM,
-    CallsPlan,
-    ConcurrencyPlan,
-    EchoPlan,
-    IdlePlan,
-    Plan,
-    Results,
-    message_text,
-    say,
-)
+from ._spec import HOLDING, RESULT, WARM, Plan, Results, counts, payload, say
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable
     from contextlib import AbstractAsyncContextManager
 
 P = TypeVar("P")
-P_contra = TypeVar("P_contra", contravariant=True)
+# One open connection: send one prepared message; receive one (an exception value is a failure).
+Link: TypeAlias = tuple[Callable[[P], Awaitable[object]], Callable[[], Awaitable[object]]]
+# One MCP session: the protocol version it negotiated and one ``call_tool`` of the echo tool.
+Session: TypeAlias = tuple[str, Callable[[], Awaitable[None]]]
 
 
-class Link(Protocol[P_contra]):
-    """One open connection, as the workloads see it."""
+@dataclass
+class Stack(Generic[P]):
+    """A transport under test, as the workloads see it."""
 
-    async def send(self, payload: P_contra) -> None:
-        """Send one prepared message."""
-        ...
-
-    async def receive(self) -> None:
-        """Receive one message, raising if it is not an echo (an error value, a close)."""
-        ...
-
-
-class Stack(abc.ABC, Generic[P]):
-    """A transport under test: its own message type ``P`` and how to connect."""
-
-    @abc.abstractmethod
-    def prepare(self, text: str) -> P:
-        """Turn the JSON text of a message into what this stack sends (outside the timing)."""
-
-    @abc.abstractmethod
-    def connect(self, url: str) -> AbstractAsyncContextManager[Link[P]]:
-        """Open one connection to ``url``; closing it is part of the context manager."""
-
-    async def call_tools(self, url: str, plan: CallsPlan, results: Results) -> None:
-        """Run ``plan.count`` sequential ``call_tool`` calls (MCP stacks only)."""
-        raise NotImplementedError(f"{type(self).__name__} has no MCP client")
-
-    def info(self) -> dict[str, str]:
-        """Versions and settings worth recording next to the figures."""
-        return {}
+    prepare: Callable[[str], P]
+    connect: Callable[[str], AbstractAsyncContextManager[Link[P]]]
+    session: Callable[[str], AbstractAsyncContextManager[Session]] | None = None
+    info: dict[str, str] = field(default_factory=dict[str, str])
+    # Per payload text, figures a stack measures in-process (outside any timing).
+    measure: Callable[[str], dict[str, float]] | None = None
 
 
-def run(stack: Stack[P], url: str, plan: Plan, *, backend: str) -> None:
-    """Run ``plan`` against ``url`` on the anyio ``backend`` and print the ``RESULT`` line."""
-    results = anyio.run(_run, stack, url, plan, backend=backend)
-    results.info.update(stack.info())
-    say(RESULT, results.to_json())
+async def _receive(receive: Callable[[], Awaitable[object]]) -> None:
+    item = await receive()
+    if isinstance(item, BaseException):
+        raise RuntimeError(f"expected an echo, got {item!r}")
 
 
-async def _run(stack: Stack[P], url: str, plan: Plan) -> Results:
-    results = Results()
-    with anyio.fail_after(plan.budget):
-        if plan.echo is not None:
-            await _echo(stack, url, plan.echo, results)
-        if plan.concurrency is not None:
-            await _concurrency(stack, url, plan.concurrency, results)
-        if plan.idle is not None:
-            await _idle(stack, url, plan.idle)
-        if plan.calls is not None:
-            await stack.call_tools(url, plan.calls, results)
-    return results
-
-
-async def stream(link: Link[P], payload: P, n: int) -> float:
+async def stream(link: Link[P], message: P, n: int) -> float:
     """Send ``n`` messages as fast as possible while reading the ``n`` echoes; the seconds taken."""
+    send, receive = link
 
     async def sender() -> None:
         for _ in range(n):
-            await link.send(payload)
+            await send(message)
 
     start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         tg.start_soon(sender)
         for _ in range(n):
-            await link.receive()
+            await _receive(receive)
     return time.perf_counter() - start
 
 
-async def round_trips(link: Link[P], payload: P, n: int) -> list[float]:
-    """``n`` ping-pongs, one message in flight at a time; each round trip in microseconds."""
-    samples: list[float] = []
-    for _ in range(n):
-        start = time.perf_counter()
-        await link.send(payload)
-        await link.receive()
-        samples.append((time.perf_counter() - start) * 1e6)
-    return samples
-
-
-async def _echo(stack: Stack[P], url: str, plan: EchoPlan, results: Results) -> None:
+async def _echo(stack: Stack[P], url: str, plan: Plan, results: Results) -> None:
     async with stack.connect(url) as link:
-        for size in plan.sizes:
-            payload = stack.prepare(message_text(size))
-            n = plan.stream_n[size]
-            # Warm up allocators, caches and lazily imported code paths for this size.
-            await stream(link, payload, max(1, min(plan.warmup, n // 5)))
+        send, receive = link
+        for name in plan.payloads:
+            text = payload(name)
+            if stack.measure is not None:
+                results.extra[name] = stack.measure(text)
+            message = stack.prepare(text)
+            n, rtt_n = counts(name, smoke=plan.smoke)
+            await stream(link, message, max(1, n // 5))  # warm caches and lazy code paths
             cpu = time.process_time()
-            results.stream_seconds[size] = await stream(link, payload, n)
-            results.stream_cpu_us[size] = (time.process_time() - cpu) / n * 1e6
-            results.stream_n[size] = n
-            results.rtt_us[size] = await round_trips(link, payload, plan.rtt_n[size])
+            results.stream_seconds[name] = await stream(link, message, n)
+            results.cpu_us[name] = (time.process_time() - cpu) / n * 1e6
+            results.stream_n[name] = n
+            samples = results.rtt_us[name] = []
+            for _ in range(rtt_n):
+                began = time.perf_counter()
+                await send(message)
+                await _receive(receive)
+                samples.append((time.perf_counter() - began) * 1e6)
 
 
-class _Crowd:
-    """Many connections opened with bounded parallelism (listen backlogs are finite).
+async def _calls(stack: Stack[Any], url: str, plan: Plan, results: Results) -> None:
+    if stack.session is None:
+        raise SystemExit("this stack has no MCP client")
+    async with stack.session(url) as (protocol, call):
+        results.info["protocol"] = protocol
+        for _ in range(max(1, plan.calls // 20)):
+            await call()
+        start = time.perf_counter()
+        for _ in range(plan.calls):
+            began = time.perf_counter()
+            await call()
+            results.latency_us.append((time.perf_counter() - began) * 1e6)
+        results.seconds = time.perf_counter() - start
+        results.messages = plan.calls
 
-    Two barriers: nobody starts before everyone is connected, and nobody closes before
+
+async def _crowd(stack: Stack[P], url: str, plan: Plan, body: Callable[[Link[P]], Awaitable[None]]) -> None:
+    """``plan.clients`` connections opened ``parallel_connects`` at a time, running ``body`` together.
+
+    Two barriers: nobody starts ``body`` before everyone is connected and nobody closes before
     everyone is done, so neither connecting nor closing overlaps the measured phase.
     """
+    gate = anyio.Semaphore(plan.parallel_connects)
+    connected, done = anyio.Event(), anyio.Event()
+    counters = [0, 0]
 
-    def __init__(self, clients: int, parallel: int) -> None:
-        self.clients = clients
-        self.gate = anyio.Semaphore(parallel)
-        self.connected = 0
-        self.all_connected = anyio.Event()
-        self.done = 0
-        self.all_done = anyio.Event()
-
-    async def join(self, stack: Stack[P], url: str, body: Callable[[Link[P]], Awaitable[None]]) -> None:
-        """Connect (holding a gate slot only while connecting), wait for all, run ``body``, wait for all."""
-        await self.gate.acquire()
+    async def one() -> None:
+        await gate.acquire()
         holding = True
         try:
             async with stack.connect(url) as link:
-                self.gate.release()
+                gate.release()
                 holding = False
-                self.connected += 1
-                if self.connected == self.clients:
-                    self.all_connected.set()
-                await self.all_connected.wait()
+                counters[0] += 1
+                if counters[0] == plan.clients:
+                    connected.set()
+                await connected.wait()
                 await body(link)
-                self.done += 1
-                if self.done == self.clients:
-                    self.all_done.set()
-                await self.all_done.wait()
+                counters[1] += 1
+                if counters[1] == plan.clients:
+                    done.set()
+                await done.wait()
         finally:
             if holding:
-                self.gate.release()
+                gate.release()
 
-
-async def _concurrency(stack: Stack[P], url: str, plan: ConcurrencyPlan, results: Results) -> None:
-    payload = stack.prepare(message_text(plan.size))
-    crowd = _Crowd(plan.clients, plan.parallel_connects)
-    finished: list[float] = []
-
-    async def body(link: Link[P]) -> None:
-        await stream(link, payload, plan.per_client)
-        finished.append(time.perf_counter())
-
-    begin = start = time.perf_counter()
     async with anyio.create_task_group() as tg:
         for _ in range(plan.clients):
-            tg.start_soon(crowd.join, stack, url, body)
-        await crowd.all_connected.wait()
-        start = time.perf_counter()
-    if len(finished) != plan.clients:
-        raise RuntimeError(f"only {len(finished)} of {plan.clients} clients finished streaming")
-    results.connect_seconds = start - begin
-    results.concurrency_seconds = max(finished) - start
+            tg.start_soon(one)
+
+
+async def _concurrency(stack: Stack[P], url: str, plan: Plan, results: Results) -> None:
+    message = stack.prepare(payload(plan.payloads[0]))
+    start = [0.0, 0.0]  # wall clock and CPU time when the first client starts streaming
+    began = time.perf_counter()
+
+    async def body(link: Link[P]) -> None:
+        if not start[0]:
+            start[:] = time.perf_counter(), time.process_time()
+        await stream(link, message, plan.per_client)
+        results.finish_seconds.append(time.perf_counter() - start[0])
+
+    await _crowd(stack, url, plan, body)
+    results.connect_seconds = start[0] - began
+    results.seconds = max(results.finish_seconds)
+    # CPU seconds over the measured phase and the close: far below ``seconds``, the client waited.
+    results.cpu_seconds = time.process_time() - start[1]
     results.messages = plan.clients * plan.per_client
 
 
-async def _idle(stack: Stack[P], url: str, plan: IdlePlan) -> None:
-    payload = stack.prepare(message_text(150))
+async def _idle(stack: Stack[P], url: str, plan: Plan, results: Results) -> None:
     async with stack.connect(url) as link:  # one warm-up connection, so lazy imports are done
-        await link.send(payload)
-        await link.receive()
+        await stream(link, stack.prepare(payload(plan.payloads[0])), 1)
     say(WARM)
-    await _wait_for_orchestrator()
-    crowd = _Crowd(plan.clients, plan.parallel_connects)
+    await _wait_for_runner()
     release = anyio.Event()
 
     async def body(link: Link[P]) -> None:
+        if not release.is_set() and not results.messages:  # the first connection to get here
+            results.messages = plan.clients
+            say(HOLDING)
+            await _wait_for_runner()
+            release.set()
         await release.wait()
 
-    async with anyio.create_task_group() as tg:
-        for _ in range(plan.clients):
-            tg.start_soon(crowd.join, stack, url, body)
-        await crowd.all_connected.wait()
-        say(HOLDING)
-        await _wait_for_orchestrator()
-        release.set()
+    await _crowd(stack, url, plan, body)
 
 
-async def _wait_for_orchestrator() -> None:
-    line = await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True)
-    if not line:
-        raise RuntimeError("the orchestrator went away")
+async def _wait_for_runner() -> None:
+    if not await anyio.to_thread.run_sync(sys.stdin.readline, abandon_on_cancel=True):
+        raise RuntimeError("the runner went away")
 
 
-__all__ = ["RESULT", "Link", "Stack", "round_trips", "run", "stream"]
+_WORKLOADS = {"echo": _echo, "calls": _calls, "concurrency": _concurrency, "idle": _idle}
+
+
+async def _run(stack: Stack[Any], url: str, plan: Plan) -> Results:
+    results = Results()
+    with anyio.fail_after(plan.budget):
+        await _WORKLOADS[plan.workload](stack, url, plan, results)
+    results.info.update(stack.info)
+    return results
+
+
+def main(*, serve: Callable[[str], None], stacks: Callable[[str], Stack[Any]], backend: str) -> None:
+    """A peer module's command line: ``serve KIND`` or ``drive STACK URL PLAN_JSON``.
+
+    Args:
+        serve: Runs the server ``KIND``; it prints ``READY <port>`` once listening and serves
+            until terminated or `benchmarks._spec.LIFETIME` runs out.
+        stacks: Builds the client stack ``STACK``.
+        backend: The anyio backend this module's drivers run on.
+    """
+    # The SDK 1.30 transports are deprecated and say so on every call; that is not news here.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    match sys.argv[1:]:
+        case ["serve", kind]:
+            serve(kind)
+        case ["drive", name, url, plan]:
+            results = anyio.run(_run, stacks(name), url, Plan.from_json(plan), backend=backend)
+            say(RESULT, results.to_json())
+        case _:
+            raise SystemExit(f"usage: python -m {sys.argv[0]} serve KIND | drive STACK URL PLAN_JSON")

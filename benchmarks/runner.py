@@ -1,625 +1,329 @@
-"""The orchestrator: runs every case, interleaved, in separate processes, and reports medians.
+"""The runner: every case of every workload, interleaved, in fresh processes; then the report.
 
-For each repeat, the cases of a workload run one after another in an order rotated by one
-each repeat, so slow drifts of the machine (other load, thermal state) spread over all
-cases instead of favouring whichever ran first. Each run starts a fresh server process and
-a fresh client process on 127.0.0.1 (free ports chosen by the servers), and stops both by
-pid when it ends, even on error.
+Within a repeat the cases of a workload run one after another, in an order rotated by one each
+repeat, so slow drifts of the machine spread over all cases; every ratio in the report is taken
+between medians of the same run. Each run starts a fresh server and client on 127.0.0.1 (the
+server picks a free port) and stops both by pid when it ends, even on error. Then every
+standalone module ``benchmarks/case_*.py`` runs as ``python -m benchmarks.<name> [--smoke]``;
+its standard output, a markdown section, goes into the report, and a non-zero exit fails the run.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from . import _mcp130env
-from ._process import Peer, PeerError, RssSampler, cpus, rss, stop_all
-from ._spec import (
-    HOLDING,
-    READY,
-    RESULT,
-    SIZES,
-    WARM,
-    CallsPlan,
-    ConcurrencyPlan,
-    EchoPlan,
-    IdlePlan,
-    Plan,
-    Results,
-    percentile,
-)
+from . import _mcp130env, report
+from ._process import Peer, PeerError, RssSampler, rss, stop_all
+from ._spec import HOLDING, PAYLOADS, READY, RESULT, WARM, Plan, Results, percentile
+from ._summary import PACKAGES, Summary
 
 ROOT: Final = Path(__file__).resolve().parent.parent
-DEFAULT_OUT: Final = ROOT / "benchmarks" / "results"
-SMOKE_OUT: Final = ROOT / ".bench" / "smoke"
+RESULTS: Final = ROOT / "benchmarks" / "results"
 DOCS_IMG: Final = ROOT / "docs" / "img"
+SMOKE_OUT: Final = ROOT / ".bench" / "smoke"
 LOGS: Final = ROOT / ".bench" / "logs"
 
 # Seconds a server may take to print READY (the SDK 1.30 stack imports a lot).
-SERVER_START_TIMEOUT: Final = 60.0
-# Seconds the orchestrator waits beyond a driver's own budget before giving up on it.
-DRIVER_SLACK: Final = 30.0
-# Seconds to let a server settle before reading its memory.
-RSS_SETTLE: Final = 0.5
-# File descriptors needed: 1,000 client sockets, 1,000 server sockets, and slack.
+SERVER_START: Final = 60.0
+# Seconds beyond a driver's own budget before the runner gives up on it.
+SLACK: Final = 30.0
+# A standalone case's bound: a full one may take a while, a smoke one must not.
+STANDALONE_TIMEOUT: Final = {False: 1800.0, True: 120.0}
+# File descriptors: 1,000 client and 1,000 server sockets, and slack.
 WANTED_FDS: Final = 8192
 
 
 @dataclass(frozen=True)
 class Case:
-    """A transport under test: its server and client commands, in one peer module."""
+    """A transport under test: its peer module, server kind and client stack."""
 
     key: str
     label: str
     module: str
-    server: tuple[str, ...]
-    client: tuple[str, ...]
+    server: str
+    client: str
     sdk130: bool = False
 
 
-OURS: Final = "ours"
-
-
-def _our_tws_settings() -> tuple[str, ...]:
-    """The trio-websocket settings our transport uses, for the like-for-like raw baseline."""
-    import importlib
-
-    # Private constants: read with fallbacks, so a rename in the core cannot break the harness.
-    _tws = importlib.import_module("trio_mcp_ws._tws")
-    buffer: int = getattr(_tws, "RECEIVE_BUFFER_SIZE", 64 * 1024)
-    queue: int = getattr(_tws, "MESSAGE_QUEUE_SIZE", 4)
-    return ("--buffer", str(buffer), "--queue", str(queue))
-
-
-_OUR_TWS_SETTINGS: Final = _our_tws_settings()
-ECHO_CASES: Final = (
-    Case(OURS, "trio-mcp-ws (ours)", "benchmarks.stack_ours", ("serve", "echo"), ("drive", "ours")),
+CASES: Final = (
+    Case("ours", "trio-mcp-ws (ours)", "stack_ours", "echo", "ours"),
+    Case("tws", "raw trio-websocket, 64 KiB buffer", "stack_tws", "echo", "tws"),
+    Case("websockets", "raw websockets (asyncio)", "stack_websockets", "echo", "websockets"),
+    Case("mcp130", "mcp 1.30, its defaults (deflate)", "stack_mcp130", "echo", "mcp130", sdk130=True),
     Case(
-        "tws-4k",
-        "raw trio-websocket, 4 KiB buffer",
-        "benchmarks.stack_tws",
-        ("serve", "echo", "--buffer", "4096"),
-        ("drive", "tws", "--buffer", "4096"),
+        "mcp130-plain", "mcp 1.30, compression off", "stack_mcp130", "echo-plain", "mcp130-plain", sdk130=True
     ),
-    Case(
-        "tws-same",
-        "raw trio-websocket, our settings",
-        "benchmarks.stack_tws",
-        ("serve", "echo", *_OUR_TWS_SETTINGS),
-        ("drive", "tws", *_OUR_TWS_SETTINGS),
-    ),
-    Case(
-        "tws-256k",
-        "raw trio-websocket, 256 KiB buffer",
-        "benchmarks.stack_tws",
-        ("serve", "echo", "--buffer", "262144"),
-        ("drive", "tws", "--buffer", "262144"),
-    ),
-    Case(
-        "websockets",
-        "raw websockets (asyncio)",
-        "benchmarks.stack_websockets",
-        ("serve", "echo"),
-        ("drive", "websockets"),
-    ),
-    Case(
-        "mcp130",
-        "mcp 1.30 SDK transport",
-        "benchmarks.stack_mcp130",
-        ("serve", "echo"),
-        ("drive", "mcp130"),
-        sdk130=True,
-    ),
-)
-OURS_LEGACY: Final = Case(
-    "ours-legacy",
-    "trio-mcp-ws (ours), handshake era",
-    "benchmarks.stack_ours",
-    ("serve", "mcp"),
-    ("drive", "ours-legacy"),
 )
 CALL_CASES: Final = (
-    Case(OURS, "trio-mcp-ws (ours)", "benchmarks.stack_ours", ("serve", "mcp"), ("drive", "ours")),
-    OURS_LEGACY,
-    Case(
-        "mcp130",
-        "mcp 1.30 SDK transport",
-        "benchmarks.stack_mcp130",
-        ("serve", "mcp"),
-        ("drive", "mcp130"),
-        True,
-    ),
+    Case("ours", "trio-mcp-ws (ours)", "stack_ours", "mcp", "ours"),
+    Case("ours-legacy", "trio-mcp-ws (ours), initialize era", "stack_ours", "mcp", "ours-legacy"),
+    Case("mcp130", "mcp 1.30, its defaults (deflate)", "stack_mcp130", "mcp", "mcp130", sdk130=True),
 )
-WORKLOADS: Final = ("echo", "calls", "concurrency", "idle")
-# Whose versions the results record.
-PACKAGES: Final = (
-    "trio-mcp-ws",
-    "trio",
-    "trio-websocket",
-    "wsproto",
-    "mcp",
-    "pydantic-core",
-    "websockets",
-    "anyio",
-)
-
-
-@dataclass
-class Settings:
-    """How much of everything to run."""
-
-    sizes: list[int]
-    stream_n: dict[int, int]
-    rtt_n: dict[int, int]
-    warmup: int
-    calls: int
-    call_warmup: int
-    levels: list[int]
-    concurrency_messages: int
-    concurrency_size: int
-    idle_clients: int
-    repeats: int
-    budget: float
-
-    @classmethod
-    def full(cls) -> Settings:
-        """The real run: ~10-15 minutes on two cores."""
-        return cls(
-            sizes=list(SIZES),
-            stream_n={150: 20_000, 10_000: 5_000, 100_000: 1_000, 1_000_000: 100},
-            rtt_n={150: 2_000, 10_000: 1_000, 100_000: 300, 1_000_000: 50},
-            warmup=500,
-            calls=1_000,
-            call_warmup=50,
-            levels=[1, 10, 100, 1000],
-            concurrency_messages=20_000,
-            concurrency_size=150,
-            idle_clients=1_000,
-            repeats=3,
-            budget=300.0,
-        )
-
-    @classmethod
-    def smoke(cls) -> Settings:
-        """A few seconds per case: proves the harness works, measures nothing."""
-        return cls(
-            sizes=[150, 10_000],
-            stream_n={150: 300, 10_000: 100},
-            rtt_n={150: 50, 10_000: 20},
-            warmup=20,
-            calls=30,
-            call_warmup=5,
-            levels=[1, 10],
-            concurrency_messages=200,
-            concurrency_size=150,
-            idle_clients=20,
-            repeats=1,
-            budget=60.0,
-        )
-
-    def per_client(self, clients: int) -> int:
-        """Messages each client streams at a concurrency level (at least 20)."""
-        return max(20, self.concurrency_messages // clients)
-
-
-@dataclass
-class Summary:
-    """Everything measured, per case and metric, one value per repeat."""
-
-    settings: Settings
-    machine: dict[str, str] = field(default_factory=dict[str, str])
-    labels: dict[str, str] = field(default_factory=dict[str, str])
-    samples: dict[str, dict[str, list[float]]] = field(default_factory=dict[str, dict[str, list[float]]])
-    unavailable: dict[str, str] = field(default_factory=dict[str, str])
-    failures: list[str] = field(default_factory=list[str])
-    notes: list[str] = field(default_factory=list[str])
-    info: dict[str, dict[str, str]] = field(default_factory=dict[str, dict[str, str]])
-    smoke: bool = False
-
-    def add(self, case: str, metric: str, value: float) -> None:
-        """Record one repeat's value."""
-        self.samples.setdefault(case, {}).setdefault(metric, []).append(value)
-
-    def median(self, case: str, metric: str) -> float | None:
-        """The median over repeats, or None if never measured."""
-        values = self.samples.get(case, {}).get(metric)
-        return statistics.median(values) if values else None
-
-    @classmethod
-    def from_json(cls, text: str) -> Summary:
-        """Read back what `to_json` wrote (for ``--report-only``)."""
-        raw: dict[str, Any] = json.loads(text)
-        st: dict[str, Any] = raw["settings"]
-        settings = Settings(
-            sizes=[int(x) for x in st["sizes"]],
-            stream_n={int(k): int(v) for k, v in st["stream_n"].items()},
-            rtt_n={int(k): int(v) for k, v in st["rtt_n"].items()},
-            warmup=int(st["warmup"]),
-            calls=int(st["calls"]),
-            call_warmup=int(st["call_warmup"]),
-            levels=[int(x) for x in st["levels"]],
-            concurrency_messages=int(st["concurrency_messages"]),
-            concurrency_size=int(st["concurrency_size"]),
-            idle_clients=int(st["idle_clients"]),
-            repeats=int(st["repeats"]),
-            budget=float(st["budget"]),
-        )
-        # Cases in the order the tables use, whatever order the file has them in.
-        order = [OURS, OURS_LEGACY.key] + [case.key for case in ECHO_CASES if case.key != OURS]
-        labels: dict[str, str] = raw["labels"]
-        ranked = sorted(labels, key=lambda key: order.index(key) if key in order else len(order))
-        return cls(
-            settings,
-            machine=raw["machine"],
-            labels={key: labels[key] for key in ranked},
-            samples=raw["samples"],
-            unavailable=raw["unavailable"],
-            failures=raw["failures"],
-            notes=raw["notes"],
-            info=raw["info"],
-            smoke=raw["smoke"],
-        )
-
-    def to_json(self) -> str:
-        """Everything, for ``latest.json``."""
-        medians = {
-            case: {metric: statistics.median(values) for metric, values in metrics.items()}
-            for case, metrics in self.samples.items()
-        }
-        return json.dumps({**asdict(self), "medians": medians}, indent=1)
+WORKLOADS: Final = ("echo", "calls", "concurrency", "idle", "standalone")
 
 
 class Runner:
     """Runs the cases and fills a `Summary`."""
 
-    def __init__(
-        self, settings: Settings, *, cases: set[str], workloads: set[str], smoke: bool, pin: bool
-    ) -> None:
-        self.settings = settings
-        self.summary = Summary(settings, smoke=smoke)
+    def __init__(self, summary: Summary, *, cases: set[str], workloads: set[str], pin: bool) -> None:
+        self.summary = summary
         self.cases = cases
         self.workloads = workloads
-        self.pythons: dict[bool, str] = {False: sys.executable}
-        # With --pin, server and client on different CPUs: left to itself, the kernel sometimes
-        # runs two processes that wake each other on one core, which makes throughput bimodal.
-        # Not the default: a pinned process cannot escape other load on its core, and stacks
-        # that hand work to threads (FastMCP's sync tools, our large-frame decode) then pay
-        # for every hand-off with a context switch on the same core.
-        available = cpus()
-        self.server_cpu: int | None = None
-        self.client_cpu: int | None = None
-        if pin and len(available) > 1:
-            self.server_cpu, self.client_cpu = available[0], available[1]
-            self.summary.notes.append(
-                f"server pinned to CPU {self.server_cpu}, client to CPU {self.client_cpu} (--pin)"
-            )
+        self.budget = 60.0 if summary.smoke else 300.0
+        self.pythons = {False: sys.executable}
+        # --pin: server and client on different CPUs. Left alone, the kernel sometimes runs two
+        # peers that wake each other on one core, which makes throughput bimodal; not the default,
+        # since a pinned peer cannot escape other load on its core.
+        allowed = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+        self.cpus: tuple[int | None, int | None] = (
+            (allowed[0], allowed[1]) if pin and len(allowed) > 1 else (None, None)
+        )
+        if self.cpus[0] is not None:
+            summary.notes.append(f"server pinned to CPU {self.cpus[0]}, client to CPU {self.cpus[1]} (--pin)")
 
-    # -- availability ---------------------------------------------------------------------
-
-    def prepare(self) -> None:
-        """Find out which cases can run; build the mcp 1.30 environment if needed."""
-        import trio_mcp_ws
-
-        for name in ("serve", "serve_mcp"):
-            if not hasattr(trio_mcp_ws, name):  # only while the server is being written
-                self.summary.unavailable[OURS] = f"trio_mcp_ws.{name} does not exist yet"
-        if "mcp130" in self.cases:
+    def run(self) -> None:
+        """Every selected workload, then the standalone cases."""
+        s = self.summary
+        if cases := {c for c in self.cases if c.startswith("mcp130")}:
             try:
                 self.pythons[True] = str(_mcp130env.ensure())
             except (OSError, subprocess.SubprocessError) as exc:
-                self.summary.unavailable["mcp130"] = f"could not build .bench/mcp130: {exc}"
-        for case in ECHO_CASES:
-            if case.key in self.cases:
-                self.summary.labels[case.key] = case.label
-                if case.key == OURS:
-                    self.summary.labels[OURS_LEGACY.key] = OURS_LEGACY.label
+                s.unavailable.update(dict.fromkeys(cases, f"could not build .bench/mcp130: {exc}"))
+        for case in (*CASES, *CALL_CASES):
+            if self._runnable(case):
+                s.labels.setdefault(case.key, case.label)
+        if "echo" in self.workloads:
+            self._interleave("echo", CASES, [("", Plan("echo", self.budget, s.payloads, smoke=s.smoke))])
+        if "calls" in self.workloads:
+            self._interleave(
+                "calls", CALL_CASES, [("", Plan("calls", self.budget, calls=30 if s.smoke else 1000))]
+            )
+        if "concurrency" in self.workloads:
+            # 20,000 ~200 B messages in all (200 in a smoke run), at least 20 per client, at each level.
+            total = 200 if s.smoke else 20_000
+            plans = [
+                (
+                    str(n),
+                    Plan(
+                        "concurrency", self.budget, ["tools-call"], clients=n, per_client=max(20, total // n)
+                    ),
+                )
+                for n in s.levels
+            ]
+            self._interleave("concurrency", CASES, plans)
+        if "idle" in self.workloads:
+            self._interleave(
+                "idle", CASES, [("", Plan("idle", self.budget, ["tools-call"], clients=s.idle_clients))]
+            )
+        if "standalone" in self.workloads:
+            for module in sorted((ROOT / "benchmarks").glob("case_*.py")):
+                self._standalone(module.stem)
 
-    def _available(self, case: Case, workload: str) -> bool:
-        if case is OURS_LEGACY:
-            case = CALL_CASES[0]
-        if case.key not in self.cases or case.key in self.summary.unavailable:
-            return False
-        return f"{case.key}:{workload}" not in self.summary.unavailable
+    def _runnable(self, case: Case) -> bool:
+        key = "ours" if case.key == "ours-legacy" else case.key
+        return key in self.cases and key not in self.summary.unavailable
 
-    # -- one run --------------------------------------------------------------------------
+    def _interleave(self, workload: str, cases: tuple[Case, ...], plans: list[tuple[str, Plan]]) -> None:
+        runnable = [case for case in cases if self._runnable(case)]
+        for repeat in range(self.summary.repeats):
+            print(f"[{workload}] repeat {repeat + 1} of {self.summary.repeats}", flush=True)
+            shift = repeat % max(1, len(runnable))
+            for detail, plan in plans:
+                for case in runnable[shift:] + runnable[:shift]:
+                    self._run(
+                        case,
+                        f"{workload}-{case.key}{'-' + detail if detail else ''}-r{repeat + 1}",
+                        detail,
+                        plan,
+                    )
 
-    def _start_server(self, case: Case, tag: str) -> tuple[Peer, str]:
-        server = Peer(
-            [self.pythons[case.sdk130], "-m", case.module, *case.server],
-            cwd=ROOT,
-            log=LOGS / f"{tag}-server.log",
-            cpu=self.server_cpu,
-        )
-        try:
-            port = int(server.expect(READY, SERVER_START_TIMEOUT))
-        except BaseException:
-            server.stop()
-            raise
-        return server, f"ws://127.0.0.1:{port}/mcp"
-
-    def _start_client(self, case: Case, tag: str, url: str, plan: Plan) -> Peer:
-        return Peer(
-            [
-                self.pythons[case.sdk130],
-                "-m",
-                case.module,
-                *case.client,
-                "--url",
-                url,
-                "--plan",
-                plan.to_json(),
-            ],
-            cwd=ROOT,
-            log=LOGS / f"{tag}-client.log",
-            cpu=self.client_cpu,
-        )
-
-    def _finish(self, client: Peer, plan: Plan) -> Results:
-        results = Results.from_json(client.expect(RESULT, plan.budget + DRIVER_SLACK))
-        client.wait(DRIVER_SLACK)
-        return results
-
-    def _run(self, case: Case, workload: str, repeat: int, detail: str, plan: Plan) -> None:
-        tag = f"{workload}-{case.key}{'-' + detail if detail else ''}-r{repeat + 1}"
+    def _run(self, case: Case, tag: str, detail: str, plan: Plan) -> None:
         began = time.monotonic()
+        python = [self.pythons[case.sdk130], "-m", f"benchmarks.{case.module}"]
         try:
-            server, url = self._start_server(case, tag)
+            server = Peer(
+                [*python, "serve", case.server], cwd=ROOT, log=LOGS / f"{tag}-server.log", cpu=self.cpus[0]
+            )
             try:
-                client = self._start_client(case, tag, url, plan)
+                url = f"ws://127.0.0.1:{int(server.expect(READY, SERVER_START))}/mcp"
+                argv = [*python, "drive", case.client, url, plan.to_json()]
+                client = Peer(argv, cwd=ROOT, log=LOGS / f"{tag}-client.log", cpu=self.cpus[1])
                 try:
-                    self._measure(case, workload, detail=detail, plan=plan, server=server, client=client)
+                    self._measure(case.key, detail, plan, server, client)
                 finally:
                     client.stop()
             finally:
                 server.stop()
         except (PeerError, OSError, ValueError, KeyError) as exc:
-            message = f"{workload} {case.key} {detail} repeat {repeat + 1}: {exc}"
-            self.summary.failures.append(message)
-            print(f"  FAILED {message}", file=sys.stderr, flush=True)
+            self.summary.failures.append(f"{tag}: {exc}")
+            print(f"  FAILED {tag}: {exc}", file=sys.stderr, flush=True)
             return
-        print(f"  {tag:<32} repeat {repeat + 1}: {time.monotonic() - began:5.1f} s", flush=True)
+        print(f"  {tag:<36} {time.monotonic() - began:5.1f} s", flush=True)
 
-    def _measure(
-        self, case: Case, workload: str, *, detail: str, plan: Plan, server: Peer, client: Peer
-    ) -> None:
-        s = self.summary
-        if workload == "echo":
-            results = self._finish(client, plan)
-            for size, seconds in results.stream_seconds.items():
-                s.add(case.key, f"stream:{size}", results.stream_n[size] / seconds)
-                s.add(case.key, f"cpu:{size}", results.stream_cpu_us[size])
-            for size, samples in results.rtt_us.items():
-                s.add(case.key, f"rtt50:{size}", percentile(samples, 0.5))
-                s.add(case.key, f"rtt99:{size}", percentile(samples, 0.99))
-        elif workload == "calls":
-            results = self._finish(client, plan)
-            assert results.calls is not None
-            assert results.calls_seconds is not None
-            s.add(case.key, "calls", results.calls / results.calls_seconds)
-            s.add(case.key, "call50", percentile(results.call_latency_us, 0.5))
-        elif workload == "concurrency":
-            with RssSampler(server.pid) as sampler:
-                results = self._finish(client, plan)
-            assert results.messages is not None
-            assert results.concurrency_seconds is not None
-            s.add(case.key, f"conc:{detail}", results.messages / results.concurrency_seconds)
-            s.add(case.key, f"concrss:{detail}", sampler.peak / 2**20)
-            s.add(case.key, f"connect:{detail}", results.connect_seconds or 0.0)
-        else:
-            assert plan.idle is not None
+    def _measure(self, case: str, detail: str, plan: Plan, server: Peer, client: Peer) -> None:
+        s, add = self.summary, self.summary.add
+        if plan.workload == "idle":
             client.expect(WARM, plan.budget)
             before = _settled_rss(server.pid)
             client.send_line("go")
             client.expect(HOLDING, plan.budget)
             after = _settled_rss(server.pid)
             client.send_line("release")
-            results = self._finish(client, plan)
-            s.add(case.key, "idle_rss0", before / 2**20)
-            s.add(case.key, "idle_rss1", after / 2**20)
-            s.add(case.key, "idle_per_conn", (after - before) / plan.idle.clients / 1024)
-        s.info.setdefault(f"{case.key}:{workload}", {}).update(results.info)
+            add(case, "idle_rss0", before / 2**20)
+            add(case, "idle_rss1", after / 2**20)
+            add(case, "idle_per_conn", (after - before) / plan.clients / 1024)
+        with RssSampler(server.pid) as sampler:
+            r = Results.from_json(client.expect(RESULT, plan.budget + SLACK))
+        if plan.workload == "echo":
+            for name, seconds in r.stream_seconds.items():
+                add(case, f"stream:{name}", r.stream_n[name] / seconds)
+                add(case, f"cpu:{name}", r.cpu_us[name])
+                add(case, f"rtt50:{name}", percentile(r.rtt_us[name], 0.5))
+                add(case, f"rtt99:{name}", percentile(r.rtt_us[name], 0.99))
+                for metric, value in r.extra.get(name, {}).items():
+                    add(case, f"{metric}:{name}", value)
+        elif plan.workload == "calls":
+            add(case, "calls", r.messages / r.seconds)
+            add(case, "call50", percentile(r.latency_us, 0.5))
+        elif plan.workload == "concurrency":
+            add(case, f"conc:{detail}", r.messages / r.seconds)
+            add(case, f"concp50:{detail}", percentile(r.finish_seconds, 0.5))
+            add(case, f"concmax:{detail}", r.seconds)
+            add(case, f"conccpu:{detail}", r.cpu_seconds / r.seconds)
+            add(case, f"concrss:{detail}", sampler.peak / 2**20)
+            add(case, f"connect:{detail}", r.connect_seconds)
+        s.info.setdefault(f"{case}:{plan.workload}", {}).update(r.info)
 
-    # -- the whole run --------------------------------------------------------------------
-
-    def run(self) -> Summary:
-        """Every selected workload, every available case, ``repeats`` times, interleaved."""
-        st = self.settings
-        if "echo" in self.workloads:
-            plan = Plan(
-                budget=st.budget,
-                echo=EchoPlan(sizes=st.sizes, stream_n=st.stream_n, rtt_n=st.rtt_n, warmup=st.warmup),
+    def _standalone(self, name: str) -> None:
+        argv = [sys.executable, "-m", f"benchmarks.{name}", *(["--smoke"] if self.summary.smoke else [])]
+        print(f"[standalone] {' '.join(argv[2:])}", flush=True)
+        try:
+            done = subprocess.run(
+                argv,
+                cwd=ROOT,
+                capture_output=True,
+                text=True,
+                timeout=STANDALONE_TIMEOUT[self.summary.smoke],
+                check=False,
             )
-            self._interleave("echo", ECHO_CASES, [("", plan)])
-        if "calls" in self.workloads:
-            plan = Plan(budget=st.budget, calls=CallsPlan(count=st.calls, warmup=st.call_warmup))
-            self._interleave("calls", CALL_CASES, [("", plan)])
-        if "concurrency" in self.workloads:
-            plans = [
-                (
-                    str(level),
-                    Plan(
-                        budget=st.budget,
-                        concurrency=ConcurrencyPlan(
-                            clients=level, per_client=st.per_client(level), size=st.concurrency_size
-                        ),
-                    ),
-                )
-                for level in st.levels
-            ]
-            self._interleave("concurrency", ECHO_CASES, plans)
-        if "idle" in self.workloads:
-            plan = Plan(budget=st.budget, idle=IdlePlan(clients=st.idle_clients))
-            self._interleave("idle", ECHO_CASES, [("", plan)])
-        return self.summary
-
-    def _interleave(self, workload: str, cases: tuple[Case, ...], plans: list[tuple[str, Plan]]) -> None:
-        runnable = [case for case in cases if self._available(case, workload)]
-        if not runnable:
+        except subprocess.TimeoutExpired:
+            self.summary.failures.append(
+                f"{name}: no exit within {STANDALONE_TIMEOUT[self.summary.smoke]:.0f} s"
+            )
             return
-        for repeat in range(self.settings.repeats):
-            print(f"[{workload}] repeat {repeat + 1} of {self.settings.repeats}", flush=True)
-            shift = repeat % len(runnable)
-            order = runnable[shift:] + runnable[:shift]
-            for detail, plan in plans:
-                for case in order:
-                    self._run(case, workload, repeat, detail, plan)
+        self.summary.sections[name] = done.stdout
+        if done.returncode != 0:
+            tail = "\n  ".join(done.stderr.strip().splitlines()[-15:])
+            self.summary.failures.append(f"{name} exited with {done.returncode}\n  {tail}")
 
 
 def _settled_rss(pid: int) -> int:
-    """The process's RSS after a short pause (its last handshakes may still be in flight)."""
-    time.sleep(RSS_SETTLE)
-    samples = [rss(pid)]
-    for _ in range(4):
-        time.sleep(0.1)
+    """The median of five RSS samples over a second (the last handshakes may still be settling)."""
+    samples: list[int] = []
+    for _ in range(5):
+        time.sleep(0.2)
         samples.append(rss(pid))
     return int(statistics.median(samples))
 
 
-def raise_fd_limit(wanted: int = WANTED_FDS) -> None:
-    """Raise this process's (and so its children's) open-file limit toward ``wanted``."""
-    try:
-        import resource
-    except ImportError:  # pragma: no cover - Windows
-        return
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-
-
 def machine_info() -> dict[str, str]:
-    """CPU, cores, memory, OS, Python and package versions, load, git revision, date."""
+    """CPU, cores, memory, OS, Python, package versions, load, git revision and date."""
     import psutil
 
-    info: dict[str, str] = {
-        "cpu": _cpu_model(),
+    cpu = platform.processor() or platform.machine()
+    if Path("/proc/cpuinfo").exists():
+        models = [
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = models[0] if models else cpu
+    git = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=ROOT, capture_output=True, text=True, check=False
+    )
+    info = {
+        "cpu": cpu,
         "cores": str(os.cpu_count()),
         "memory": f"{psutil.virtual_memory().total / 2**30:.0f} GiB",
         "os": platform.platform(),
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "git": git.stdout.strip() or "?",
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
-    info.update({name: _version(name) for name in PACKAGES})
-    if hasattr(os, "getloadavg"):
-        info["load"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-    try:
-        info["git"] = subprocess.run(
-            ["git", "describe", "--always", "--dirty"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=False,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
+    return info | {name: _version(name) for name in PACKAGES}
 
 
 def _version(name: str) -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
     try:
         return version(name)
     except PackageNotFoundError:
         return "not installed"
 
 
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def main(argv: list[str] | None = None) -> int:
-    """``python -m benchmarks``: run, print the markdown table, write results and plots."""
-
+    """``python -m benchmarks``: run, print the report, write it with ``latest.json`` and the plots."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument(
-        "--smoke", action="store_true", help="a few seconds per case, to prove the harness works"
+        "--smoke", action="store_true", help="tiny counts: proves every case works, measures nothing"
     )
-    parser.add_argument("--out", type=Path, default=None, help="where to write latest.md/.json and the plots")
-    parser.add_argument("--repeats", type=int, default=None, help="repeats per case (default 3; smoke 1)")
+    parser.add_argument("--out", type=Path, help="where to write latest.md and latest.json")
+    parser.add_argument("--repeats", type=int, help="repeats per case (default 3; smoke 1)")
     parser.add_argument(
-        "--cases",
-        default=",".join(case.key for case in ECHO_CASES),
-        help="comma-separated cases (default: all)",
+        "--cases", default=",".join(c.key for c in CASES), help="comma-separated (default: all)"
     )
-    parser.add_argument(
-        "--workloads", default=",".join(WORKLOADS), help="comma-separated workloads (default: all)"
-    )
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="comma-separated (default: all)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument(
-        "--report-only",
-        action="store_true",
-        help="run nothing: rewrite latest.md and the plots from the latest.json in --out",
+        "--report-only", action="store_true", help="run nothing: redo the report from latest.json"
     )
-    parser.add_argument(
-        "--pin",
-        action="store_true",
-        help="pin server and client to separate CPUs (steadier A/B runs; distorts threaded stacks)",
-    )
+    parser.add_argument("--pin", action="store_true", help="server and client on separate CPUs")
     args = parser.parse_args(argv)
     smoke: bool = args.smoke
-    settings = Settings.smoke() if smoke else Settings.full()
-    if args.repeats is not None:
-        settings.repeats = max(1, int(args.repeats))
-    out: Path = args.out or (SMOKE_OUT if smoke else DEFAULT_OUT)
-    cases = {name.strip() for name in str(args.cases).split(",") if name.strip()}
-    workloads = {name.strip() for name in str(args.workloads).split(",") if name.strip()}
-    unknown = (cases - {case.key for case in ECHO_CASES}) | (workloads - set(WORKLOADS))
-    if unknown:
+    out: Path = args.out or (SMOKE_OUT if smoke else RESULTS)
+    cases = {name for name in str(args.cases).split(",") if name}
+    workloads = {name for name in str(args.workloads).split(",") if name}
+    if unknown := (cases - {c.key for c in CASES}) | (workloads - set(WORKLOADS)):
         parser.error(f"unknown case or workload: {', '.join(sorted(unknown))}")
+    # Plots go to docs/img, the one copy the docs show, only from a full run into the default place.
+    plots = None if args.no_plots or smoke or out.resolve() != RESULTS.resolve() else DOCS_IMG
 
     if args.report_only:
         summary = Summary.from_json((out / "latest.json").read_text(encoding="utf-8"))
-        return _write(summary, out, plots=not (args.no_plots or summary.smoke))
-
-    raise_fd_limit()
+        return report.write(summary, out, plots)
+    summary = Summary(
+        smoke=smoke,
+        repeats=max(1, args.repeats or (1 if smoke else 3)),
+        payloads=list(PAYLOADS),
+        levels=[10] if smoke else [1, 10, 100, 1000],
+        idle_clients=10 if smoke else 1000,
+    )
+    _raise_fd_limit()
     started = time.monotonic()
-    runner = Runner(settings, cases=cases, workloads=workloads, smoke=smoke, pin=bool(args.pin))
+    summary.machine = machine_info()
     try:
-        runner.summary.machine = machine_info()
-        runner.prepare()
-        summary = runner.run()
+        Runner(summary, cases=cases, workloads=workloads, pin=bool(args.pin)).run()
     finally:
         stop_all()
     summary.machine["duration"] = f"{time.monotonic() - started:.0f} s"
-    if hasattr(os, "getloadavg"):
-        summary.machine["load after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
-
-    return _write(summary, out, plots=not (args.no_plots or smoke))
+    summary.machine["load after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return report.write(summary, out, plots)
 
 
-def _write(summary: Summary, out: Path, *, plots: bool) -> int:
-    """Print the tables; write latest.md, latest.json and the plots (copied to docs/img)."""
-    from . import report
+def _raise_fd_limit() -> None:
+    import resource
 
-    out.mkdir(parents=True, exist_ok=True)
-    pictures = report.plots(summary, out) if plots else []
-    table = report.markdown(summary, pictures)
-    (out / "latest.md").write_text(table, encoding="utf-8")
-    (out / "latest.json").write_text(summary.to_json() + "\n", encoding="utf-8")
-    if out.resolve() == DEFAULT_OUT.resolve() and pictures:
-        DOCS_IMG.mkdir(parents=True, exist_ok=True)
-        for picture in pictures:
-            shutil.copyfile(picture, DOCS_IMG / picture.name)
-    print()
-    print(table)
-    print(f"wrote {out / 'latest.md'} in {summary.machine['duration']}", flush=True)
-    return 1 if summary.failures else 0
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = WANTED_FDS if hard == resource.RLIM_INFINITY else min(WANTED_FDS, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))

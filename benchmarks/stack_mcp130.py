@@ -1,20 +1,13 @@
-"""The mcp 1.30 SDK's own WebSocket transport, run in its own virtual environment.
+"""mcp 1.30's own WebSocket transport, run with ``.bench/mcp130/bin/python -m benchmarks.stack_mcp130``.
 
-Run as ``.bench/mcp130/bin/python -m benchmarks.stack_mcp130 serve echo|mcp`` or
-``... drive mcp130 --url URL --plan JSON``; `benchmarks._mcp130env` builds that environment
-from ``benchmarks/requirements-mcp130.txt``.
+mcp 1.30 and mcp 2 both install the package ``mcp``, so these peers run in their own environment
+(`benchmarks._mcp130env`), and every mcp 1.30 name is looked up at run time and typed ``Any``.
 
-mcp 1.30 cannot be installed next to mcp 2 (the package they share is ``mcp``), and mcp 2 no
-longer has these modules, so everything from mcp 1.30 is looked up at run time and typed as
-``Any`` here; uvicorn and Starlette are in both environments and typed as usual.
-
-Servers (``mcp.server.websocket.websocket_server`` as an ASGI endpoint, in a Starlette
-``WebSocketRoute`` under uvicorn with its defaults, which negotiate permessage-deflate with
-the SDK's client as they would in production):
-    ``echo``  writes back every `SessionMessage`.
-    ``mcp``   runs a ``FastMCP`` server with one ``echo`` tool.
-
-Client stack ``mcp130``: ``mcp.client.websocket.websocket_client`` (asyncio, ``websockets``).
+Servers: the SDK's ``websocket_server`` as an ASGI endpoint in a Starlette ``WebSocketRoute``
+under uvicorn, echoing every message (``echo``) or running a ``FastMCP`` server with one ``echo``
+tool (``mcp``). With its defaults uvicorn and the SDK's client (``websockets``) negotiate
+permessage-deflate, which then compresses every data frame; ``echo-plain`` and the client stack
+``mcp130-plain`` turn it off on both ends, the fair transport-against-transport baseline.
 """
 
 from __future__ import annotations
@@ -22,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import socket
-import time
+import zlib
 from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
 from typing import TYPE_CHECKING, Any
@@ -30,50 +23,23 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from starlette.applications import Starlette
 from starlette.routing import WebSocketRoute
+from websockets.asyncio.client import connect
 
-from . import _peer
-from ._driver import Stack
-from ._spec import READY, SERVER_LIFETIME, CallsPlan, Results, say
+from . import _driver
+from ._spec import LIFETIME, READY, say
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
     from starlette.types import Receive, Scope, Send
 
-# The text every ``call_tool`` sends to the ``echo`` tool (as in benchmarks.stack_trio).
-CALL_TEXT = "hello"
-
-# How long uvicorn may take to start listening.
-STARTUP_TIMEOUT = 30.0
-
 
 def _sdk(module: str, name: str) -> Any:
-    """``module.name`` from mcp 1.30, looked up at run time (see the module docstring)."""
     return getattr(importlib.import_module(module), name)
 
 
-class _Endpoint:
-    """An ASGI endpoint: the SDK's ``websocket_server``, then an echo loop or an MCP server."""
-
-    def __init__(self, fastmcp: Any) -> None:
-        self.fastmcp = fastmcp
-        self.websocket_server = _sdk("mcp.server.websocket", "websocket_server")
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async with self.websocket_server(scope, receive, send) as (read, write):
-            if self.fastmcp is None:
-                async with read, write:
-                    async for item in read:
-                        if not isinstance(item, Exception):
-                            await write.send(item)
-            else:
-                lowlevel = self.fastmcp._mcp_server
-                await lowlevel.run(read, write, lowlevel.create_initialization_options())
-
-
 def _fastmcp() -> Any:
-    # WARNING: at its default (INFO) FastMCP logs a line per request, a cost of the server
-    # framework, not of the transport under test (our MCPServer is configured the same way).
+    # WARNING: at INFO FastMCP logs a line per request, a cost of the framework, not the transport.
     fastmcp = _sdk("mcp.server.fastmcp", "FastMCP")("bench", log_level="WARNING")
 
     def echo(text: str) -> str:
@@ -84,97 +50,97 @@ def _fastmcp() -> Any:
     return fastmcp
 
 
+class _Endpoint:
+    """An ASGI app (a class, so Starlette does not take it for a WebSocket-session function)."""
+
+    def __init__(self, fastmcp: Any) -> None:
+        self.fastmcp = fastmcp
+        self.websocket_server = _sdk("mcp.server.websocket", "websocket_server")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async with self.websocket_server(scope, receive, send) as (read, write):
+            if self.fastmcp is not None:
+                lowlevel = self.fastmcp._mcp_server
+                await lowlevel.run(read, write, lowlevel.create_initialization_options())
+                return
+            async with read, write:
+                async for item in read:
+                    if not isinstance(item, Exception):
+                        await write.send(item)
+
+
 async def _serve(kind: str) -> None:
-    if kind == "echo":
-        endpoint = _Endpoint(None)
-    elif kind == "mcp":
-        endpoint = _Endpoint(_fastmcp())
-    else:
-        raise SystemExit(f"unknown server kind {kind!r}")
-    app = Starlette(routes=[WebSocketRoute("/mcp", endpoint)])
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    app = Starlette(routes=[WebSocketRoute("/mcp", _Endpoint(_fastmcp() if kind == "mcp" else None))])
+    sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    config = uvicorn.Config(
+        app, log_level="warning", lifespan="off", ws_per_message_deflate=kind != "echo-plain"
+    )
+    server = uvicorn.Server(config)
     task = asyncio.ensure_future(server.serve(sockets=[sock]))
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while not server.started:
-        if task.done() or time.monotonic() > deadline:
+    while not server.started:  # uvicorn has no started event; bounded by the runner's deadline
+        if task.done():
             raise SystemExit("uvicorn did not start")
         await asyncio.sleep(0.01)
-    port: int = sock.getsockname()[1]
-    say(READY, str(port))
+    say(READY, str(sock.getsockname()[1]))
     with suppress(asyncio.TimeoutError):
-        await asyncio.wait_for(task, SERVER_LIFETIME)
+        await asyncio.wait_for(task, LIFETIME)
 
 
-def serve(kind: str, options: _peer.Options) -> None:
-    """Run the server ``kind`` until terminated or ``SERVER_LIFETIME`` runs out."""
-    asyncio.run(_serve(kind))
-
-
-class _Link:
-    def __init__(self, read: Any, write: Any) -> None:
-        self.read = read
-        self.write = write
-
-    async def send(self, payload: object) -> None:
-        await self.write.send(payload)
-
-    async def receive(self) -> None:
-        item = await self.read.receive()
-        if isinstance(item, Exception):
-            raise RuntimeError(f"expected an echo, got {item!r}")
-
-
-class Mcp130(Stack[object]):
-    """mcp 1.30's ``websocket_client`` (and ``ClientSession`` for ``call_tool``)."""
-
-    def __init__(self) -> None:
-        self.websocket_client = _sdk("mcp.client.websocket", "websocket_client")
-        self.session_message = _sdk("mcp.shared.message", "SessionMessage")
-        self.jsonrpc_message = _sdk("mcp.types", "JSONRPCMessage")
-
-    def prepare(self, text: str) -> object:
-        message: object = self.session_message(self.jsonrpc_message.model_validate_json(text))
-        return message
+def stack(name: str) -> _driver.Stack[Any]:
+    """The client stack ``mcp130`` (the SDK's defaults) or ``mcp130-plain`` (no compression)."""
+    plain = name == "mcp130-plain"
+    sdk_websocket: Any = importlib.import_module("mcp.client.websocket")
+    negotiated: list[Any] = []
+    info = {name: version(name) for name in ("mcp", "websockets", "uvicorn", "starlette", "pydantic")}
 
     @asynccontextmanager
-    async def connect(self, url: str) -> AsyncGenerator[_Link, None]:
-        async with self.websocket_client(url) as (read, write):
-            yield _Link(read, write)
+    async def ws_connect(url: str, **kwargs: Any) -> AsyncGenerator[Any, None]:
+        # The SDK's client calls websockets' connect with only the subprotocol; this wrapper
+        # records what was negotiated and, for the plain stack, offers no compression.
+        async with connect(url, **kwargs, compression=None if plain else "deflate") as ws:
+            negotiated[:] = ws.protocol.extensions
+            info["extensions"] = ", ".join(extension.name for extension in negotiated) or "none"
+            yield ws
 
-    async def call_tools(self, url: str, plan: CallsPlan, results: Results) -> None:
+    sdk_websocket.ws_connect = ws_connect
+    websocket_client = sdk_websocket.websocket_client
+
+    @asynccontextmanager
+    async def _connect(url: str) -> AsyncGenerator[_driver.Link[Any], None]:
+        async with websocket_client(url) as (read, write):
+            yield write.send, read.receive
+
+    @asynccontextmanager
+    async def session(url: str) -> AsyncGenerator[_driver.Session, None]:
         client_session = _sdk("mcp", "ClientSession")
-        async with self.websocket_client(url) as (read, write), client_session(read, write) as session:
-            initialized = await session.initialize()
-            results.info["protocol"] = str(initialized.protocolVersion)
-            for _ in range(plan.warmup):
-                await session.call_tool("echo", {"text": CALL_TEXT})
-            latencies: list[float] = []
-            start = time.perf_counter()
-            for _ in range(plan.count):
-                began = time.perf_counter()
-                result = await session.call_tool("echo", {"text": CALL_TEXT})
-                latencies.append((time.perf_counter() - began) * 1e6)
-                if result.isError:
-                    raise RuntimeError(f"call_tool failed: {result}")
-            results.calls_seconds = time.perf_counter() - start
-            results.calls = plan.count
-            results.call_latency_us = latencies
+        async with websocket_client(url) as (read, write), client_session(read, write) as s:
+            initialized = await s.initialize()
 
-    def info(self) -> dict[str, str]:
-        return {
-            name: version(name) for name in ("mcp", "websockets", "uvicorn", "starlette", "anyio", "pydantic")
-        }
+            async def call() -> None:
+                if (await s.call_tool("echo", {"text": "hello"})).isError:
+                    raise RuntimeError("call_tool failed")
 
+            yield str(initialized.protocolVersion), call
 
-def stack(name: str, options: _peer.Options) -> Stack[Any]:
-    """The client stack called ``name``."""
-    if name != "mcp130":
-        raise SystemExit(f"unknown client stack {name!r}")
-    return Mcp130()
+    def deflated(text: str) -> dict[str, float]:
+        """What the negotiated deflate makes of ``text``: its size over the original's."""
+        if not negotiated:
+            return {}
+        compressor = zlib.compressobj(wbits=-negotiated[0].local_max_window_bits)
+        data = text.encode()
+        return {"deflate": len(compressor.compress(data) + compressor.flush(zlib.Z_SYNC_FLUSH)) / len(data)}
+
+    session_message = _sdk("mcp.shared.message", "SessionMessage")
+    message = _sdk("mcp.types", "JSONRPCMessage")
+    return _driver.Stack(
+        prepare=lambda text: session_message(message.model_validate_json(text)),
+        connect=_connect,
+        session=session,
+        info=info,
+        measure=deflated,
+    )
 
 
 if __name__ == "__main__":
-    _peer.main(None, serve=serve, stack=stack, backend="asyncio")
+    _driver.main(serve=lambda kind: asyncio.run(_serve(kind)), stacks=stack, backend="asyncio")

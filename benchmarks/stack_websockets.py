@@ -1,9 +1,7 @@
-"""asyncio peers: the raw ``websockets`` library, echo server and client.
+"""Raw ``websockets`` (asyncio, C speedups) echoing text: ``python -m benchmarks.stack_websockets ...``.
 
-Run as ``python -m benchmarks.stack_websockets serve echo`` or ``... drive websockets ...``.
-
-Compression is off on both ends: trio-websocket cannot negotiate permessage-deflate, so this
-is the like-for-like ceiling of a well-optimised asyncio WebSocket (C speedups included).
+Compression is off on both ends (trio-websocket cannot negotiate it): the like-for-like ceiling
+of a well-optimised asyncio WebSocket, and the moonshot row of the report.
 """
 
 from __future__ import annotations
@@ -11,17 +9,15 @@ from __future__ import annotations
 import asyncio
 from contextlib import asynccontextmanager, suppress
 from importlib.metadata import version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection
-from websockets.asyncio.server import serve as ws_serve
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.typing import Subprotocol
 
-from . import _peer
-from ._driver import Stack
-from ._spec import MAX_MESSAGE, READY, SERVER_LIFETIME, say
+from . import _driver
+from ._spec import LIFETIME, MAX_MESSAGE, READY, say
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -36,54 +32,24 @@ async def _echo(ws: ServerConnection) -> None:
 
 
 async def _serve() -> None:
-    async with ws_serve(
+    async with serve(
         _echo, "127.0.0.1", 0, subprotocols=SUBPROTOCOLS, compression=None, max_size=MAX_MESSAGE
     ) as server:
-        port: int = next(iter(server.sockets)).getsockname()[1]
-        say(READY, str(port))
+        say(READY, str(next(iter(server.sockets)).getsockname()[1]))
         with suppress(asyncio.TimeoutError):
-            await asyncio.wait_for(server.serve_forever(), SERVER_LIFETIME)
+            await asyncio.wait_for(server.serve_forever(), LIFETIME)
 
 
-def serve(kind: str, options: _peer.Options) -> None:
-    """Run the echo server until terminated or ``SERVER_LIFETIME`` runs out."""
-    if kind != "echo":
-        raise SystemExit(f"unknown server kind {kind!r}")
-    asyncio.run(_serve())
+@asynccontextmanager
+async def _connect(url: str) -> AsyncGenerator[_driver.Link[str], None]:
+    async with connect(url, subprotocols=SUBPROTOCOLS, compression=None, max_size=MAX_MESSAGE) as ws:
+        yield ws.send, ws.recv
 
 
-class _Link:
-    def __init__(self, ws: ClientConnection) -> None:
-        self.ws = ws
-
-    async def send(self, payload: str) -> None:
-        await self.ws.send(payload)
-
-    async def receive(self) -> None:
-        await self.ws.recv()
-
-
-class RawWebsockets(Stack[str]):
-    """``websockets.asyncio.client.connect`` with compression off."""
-
-    def prepare(self, text: str) -> str:
-        return text
-
-    @asynccontextmanager
-    async def connect(self, url: str) -> AsyncGenerator[_Link, None]:
-        async with connect(url, subprotocols=SUBPROTOCOLS, compression=None, max_size=MAX_MESSAGE) as ws:
-            yield _Link(ws)
-
-    def info(self) -> dict[str, str]:
-        return {"websockets": version("websockets")}
-
-
-def stack(name: str, options: _peer.Options) -> Stack[Any]:
-    """The client stack called ``name``."""
-    if name != "websockets":
-        raise SystemExit(f"unknown client stack {name!r}")
-    return RawWebsockets()
+def stack(name: str) -> _driver.Stack[str]:
+    """The client stack ``websockets``."""
+    return _driver.Stack(prepare=str, connect=_connect, info={"websockets": version("websockets")})
 
 
 if __name__ == "__main__":
-    _peer.main(None, serve=serve, stack=stack, backend="asyncio")
+    _driver.main(serve=lambda kind: asyncio.run(_serve()), stacks=stack, backend="asyncio")

@@ -11,7 +11,7 @@ unset; pytest's ``--hypothesis-profile=NAME`` option, applied later by Hypothesi
 plugin, overrides both.
 
 Health checks: ``too_slow`` is suppressed because some strategies build large frames on
-purpose (batches of thousands of messages, nesting 100,000 levels deep) and the pump
+purpose (batches of thousands of messages, nesting 30,000 levels deep) and the pump
 properties drive real WebSocket connections; ``data_too_large`` is left on. The deadline is
 off: a shared CI machine makes per-example timing a source of flakiness, not information.
 """

@@ -10,7 +10,8 @@ start fast):
 - ``garbage``: after the first line in, writes a line that is not JSON-RPC.
 - ``exit-early``: exits with status 3 after the first line in.
 - ``flood-stderr``: after the first line in, writes 64 MiB to stderr.
-- ``stubborn``: ignores SIGTERM and its stdin closing (only SIGKILL stops it).
+- ``stubborn``: echoes the first line, then ignores SIGTERM and its stdin closing (only
+  SIGKILL stops it).
 - ``by-method``: the first line's method picks the mode: ``test/garbage``,
   ``test/exit-early``, ``test/flood-stderr``, ``test/env`` (answers with the variable
   ``CLI_TEST`` and its working directory, then echoes); anything else echoes.
@@ -77,6 +78,8 @@ def main(mode: str) -> None:
             os.write(2, line)
     elif mode == "stubborn":
         signal.signal(signal.SIGTERM, lambda signum, frame: record("SIGTERM"))
+        sys.stdout.write(first)  # the answer tells the test the handler is in place
+        sys.stdout.flush()
         sys.stdin.read()
         while True:
             time.sleep(3600)

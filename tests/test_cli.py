@@ -25,6 +25,7 @@ from wsproto.events import AcceptConnection, CloseConnection, Request
 
 from tests.test_cli_peers import child, cli, drain, request, run_gateway
 from trio_mcp_ws import AuthenticationError, ServerInfo, serve
+from trio_mcp_ws._cli import main
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -185,10 +186,7 @@ async def test_connect_gives_up_after_linger_and_says_so() -> None:
         (["http://127.0.0.1:8000/mcp"], "ws://127.0.0.1:8000/mcp"),
         (["127.0.0.1:8000"], "ws://127.0.0.1:8000/mcp"),
         (["ws://user:pw@127.0.0.1:8000/mcp"], "--token-env"),
-        (["ws://127.0.0.1:8000/mcp", "-H", "no-colon"], "NAME:VALUE"),
-        (["ws://127.0.0.1:8000/mcp", "-H", "Bad Name: x"], "invalid HTTP header name"),
         (["ws://127.0.0.1:8000/mcp", "--token-env", "CLI_TEST_UNSET_VARIABLE"], "not set"),
-        (["ws://127.0.0.1:8000/mcp", "--linger", "soon"], "not a number of seconds"),
     ],
 )
 async def test_connect_usage_errors_are_one_line_and_exit_2(args: list[str], expected: str) -> None:
@@ -198,6 +196,26 @@ async def test_connect_usage_errors_are_one_line_and_exit_2(args: list[str], exp
     assert status == 2
     assert out == b""
     assert expected in one_line_error(err)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["connect", "ws://127.0.0.1:8000/mcp", "-H", "no-colon"], "is not NAME:VALUE"),
+        (["connect", "ws://127.0.0.1:8000/mcp", "-H", "Bad Name: x"], "not a valid HTTP header name"),
+        (["connect", "ws://127.0.0.1:8000/mcp", "--linger", "soon"], "not a number of seconds"),
+        (["serve", "--port", "70000", "--", "true"], "not a port number"),
+        (["serve", "--path", "mcp", "--", "true"], "does not start with '/'"),
+        (["serve", "--env", "NOEQUALS", "--", "true"], "is not NAME=VALUE"),
+        (["serve", "--max-connections", "0", "--", "true"], "is not at least 1"),
+    ],
+)
+def test_option_errors_are_one_line_and_exit_2(
+    args: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # In this process (argparse fails before anything starts); the real script is above.
+    assert main(args) == 2
+    assert expected in one_line_error(capsys.readouterr().err.encode())
 
 
 def free_port() -> int:

@@ -7,6 +7,7 @@ behind them, one per rule the codec documents.
 
 from __future__ import annotations
 
+import json
 import sys
 from typing import Any
 
@@ -14,7 +15,11 @@ import mcp_types as t
 import pytest
 
 from trio_mcp_ws import MessageDecodeError, decode, encode
-from trio_mcp_ws._codec import _SPLIT_THRESHOLD  # pyright: ignore[reportPrivateUsage]
+from trio_mcp_ws._codec import (
+    _SPLIT_THRESHOLD,  # pyright: ignore[reportPrivateUsage]
+    MAX_CONTAINERS,
+    MAX_MEMBERS,
+)
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -434,3 +439,112 @@ def test_validation_error_summaries_are_bounded() -> None:
     assert "error.code" in str(error)
     assert "error.message" in str(error)
     assert "'a'" not in str(error).split(" (frame of")[0]  # input values are not echoed
+
+
+# -- the structural budget -------------------------------------------------------------------------
+
+MiB = 1024 * 1024
+
+
+def realistic_tool_result(size: int = 4 * MiB - 4096) -> str:
+    """A tools/call result as MCPServer writes it: records as structured content, plus the
+    same records as JSON text content (what MCPServer adds for clients without structured
+    output), to ``size`` bytes."""
+    records: list[dict[str, Any]] = []
+    text = ""
+    i = 0
+    while True:
+        records.append(
+            {
+                "id": i,
+                "name": f"item {i}",
+                "path": f"/srv/data/{i % 97}/item-{i}.json",
+                "size": i * 37 % 100_000,
+                "modified": f"2026-05-{1 + i % 28:02d}T12:{i % 60:02d}:00Z",
+                "tags": ["alpha", "beta"][: 1 + i % 2],
+                "owner": {"login": f"user{i % 500}", "admin": i % 7 == 0},
+            }
+        )
+        i += 1
+        if i % 1000 == 0:
+            text = json.dumps({"items": records}, separators=(",", ":"))
+            if 2 * len(text) > size:
+                break
+    result = {"content": [{"type": "text", "text": text}], "structuredContent": {"items": records}}
+    frame = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}, separators=(",", ":"))
+    while len(frame) > size:
+        records.pop()
+        text = json.dumps({"items": records}, separators=(",", ":"))
+        result = {"content": [{"type": "text", "text": text}], "structuredContent": {"items": records}}
+        frame = json.dumps({"jsonrpc": "2.0", "id": 1, "result": result}, separators=(",", ":"))
+    return frame
+
+
+def test_a_realistic_4_mib_tool_result_is_within_the_budget() -> None:
+    frame = realistic_tool_result()
+    assert 3.9 * MiB < len(frame.encode()) <= 4 * MiB
+    containers = frame.count("{") + frame.count("[")
+    members = frame.count(":")
+    # Within the limits, counting the text copy's brackets and colons too (about half of them).
+    assert containers < MAX_CONTAINERS
+    assert members < MAX_MEMBERS
+    message = decode(frame)
+    assert isinstance(message, t.JSONRPCResponse)
+    result = t.CallToolResult.model_validate(message.result)
+    assert result.structured_content is not None
+    assert decode(frame.encode()) == message
+
+
+@pytest.mark.parametrize("kind", ["str", "bytes"])
+@pytest.mark.parametrize(
+    ("unit", "limit", "what"),
+    [("[]", MAX_CONTAINERS, "objects and arrays"), ("{}", MAX_CONTAINERS, "objects and arrays")],
+)
+def test_containers_beyond_the_budget_are_refused_before_parsing(
+    kind: str, unit: str, limit: int, what: str
+) -> None:
+    def frame(count: int) -> str | bytes:
+        text = request('{"a":[' + ",".join([unit] * count) + "]}", id_='"r"')
+        return text.encode() if kind == "bytes" else text
+
+    # Two containers are the envelope and params; one more is the list.
+    assert isinstance(decode(frame(limit - 3)), t.JSONRPCRequest)
+    error = rejects(frame(limit - 2), INVALID_REQUEST)
+    assert f"message too complex to decode: {limit + 1} {what} (at most {limit})" in str(error)
+    assert error.request_id == "r"
+
+
+def test_members_beyond_the_budget_are_refused_before_parsing() -> None:
+    def frame(count: int) -> str:
+        return request("{" + ",".join(f'"k{i}":0' for i in range(count)) + "}", id_="5")
+
+    # Four colons are the envelope's own members.
+    assert isinstance(decode(frame(MAX_MEMBERS - 4)), t.JSONRPCRequest)
+    error = rejects(frame(MAX_MEMBERS - 3), INVALID_REQUEST)
+    assert f"{MAX_MEMBERS + 1} object members (at most {MAX_MEMBERS})" in str(error)
+    assert error.request_id == 5
+
+
+@pytest.mark.parametrize(
+    ("head", "request_id"),
+    [
+        ('{"jsonrpc":"2.0","id":7,', 7),
+        ('{ "jsonrpc" : "2.0" , "id" : "abc" ,', "abc"),
+        ('{"id":-3,', -3),
+        ('{"method":"m","id":7,', None),  # the id is not at the head: not searched for
+        (f'{{"jsonrpc":"2.0","id":{2**63},', None),  # outside the 64-bit range
+        ('{"jsonrpc":"2.0","id":"a\\"b",', None),  # an escape: not recovered
+    ],
+)
+def test_refused_frames_keep_the_id_at_their_head(head: str, request_id: object) -> None:
+    frame = head + '"x":[' + ",".join(["[]"] * MAX_CONTAINERS) + "]}"
+    assert rejects(frame, INVALID_REQUEST).request_id == request_id
+
+
+def test_the_chained_validation_error_holds_no_input() -> None:
+    error = rejects('{"jsonrpc":"2.0","id":1,"method":"m","params":["' + "x" * 1000 + '"]}', INVALID_REQUEST)
+    cause = error.__cause__
+    assert cause is not None
+    assert error.__context__ is None  # the pydantic error itself (holding the input) is not chained
+    assert "x" * 100 not in str(cause)
+    assert [item["loc"] for item in cause.errors()] == [("params",)]  # type: ignore[attr-defined]

@@ -8,9 +8,11 @@ runs in build's isolated environment (it fetches the build backend by name, as a
 
 from __future__ import annotations
 
+import configparser
 import email.parser
 import html.parser
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -76,31 +78,52 @@ def _wheel_metadata(wheel: Path) -> Message:
         return email.parser.Parser().parsestr(archive.read(name).decode())
 
 
-def test_wheel_holds_the_package_and_nothing_else(wheel: Path) -> None:
+def _entry_points(wheel: Path) -> configparser.ConfigParser:
+    with zipfile.ZipFile(wheel) as archive:
+        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
+        parser = configparser.ConfigParser(delimiters=("=",))
+        parser.optionxform = str  # type: ignore[assignment,method-assign]  # keep names' case
+        parser.read_string(archive.read(name).decode())
+        return parser
+
+
+def _module_file(names: set[str], module: str) -> bool:
+    path = module.replace(".", "/")
+    return f"{path}.py" in names or f"{path}/__init__.py" in names
+
+
+def test_wheel_holds_the_package_and_its_entry_points(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         names = set(archive.namelist())
     tops = {name.split("/")[0] for name in names}
     (dist_info,) = (top for top in tops if top.endswith(".dist-info"))
-    assert tops == {"trio_mcp_ws", dist_info}
+    # The package, plus the top-level module of the Hypothesis hook (outside the package
+    # so that loading it imports nothing of ours).
+    assert tops == {"trio_mcp_ws", "_trio_mcp_ws_hypothesis.py", dist_info}
     for needed in (
         "trio_mcp_ws/__init__.py",
         "trio_mcp_ws/py.typed",
         "trio_mcp_ws/testing/__init__.py",
         f"{dist_info}/licenses/LICENSE",
-        f"{dist_info}/entry_points.txt",
     ):
         assert needed in names
     # The Hypothesis strategies: a module or a package, shipped either way.
-    assert names & {"trio_mcp_ws/strategies.py", "trio_mcp_ws/strategies/__init__.py"}
+    assert _module_file(names, "trio_mcp_ws.strategies")
     assert not [name for name in names if "__pycache__" in name or name.endswith(".pyc")]
 
 
-def test_wheel_entry_points(wheel: Path) -> None:
+def test_wheel_entry_points_point_into_the_wheel(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
-        (name,) = (n for n in archive.namelist() if n.endswith(".dist-info/entry_points.txt"))
-        entry_points = archive.read(name).decode()
-    assert "trio-mcp-ws = trio_mcp_ws._cli:main" in entry_points
-    assert "[hypothesis]" in entry_points
+        names = set(archive.namelist())
+    entry_points = _entry_points(wheel)
+    assert entry_points["console_scripts"]["trio-mcp-ws"] == "trio_mcp_ws._cli:main"
+    assert list(entry_points["hypothesis"])  # Hypothesis's plugin hook
+    for group in entry_points.sections():
+        for target in entry_points[group].values():
+            module = target.partition(":")[0].strip()
+            # An entry point whose module is not shipped breaks every user of the group
+            # (every `import hypothesis`, for the hypothesis group) in that environment.
+            assert _module_file(names, module), (group, target)
 
 
 def test_wheel_metadata(wheel: Path) -> None:
@@ -163,7 +186,8 @@ def site(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
             archive.extractall(unpacked)
     (source,) = unpacked.iterdir()
     site = unpacked / "site"
-    _run(sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", site, cwd=source)
+    output = _run(sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", site, cwd=source)
+    (unpacked / "mkdocs.log").write_text(output)
     return site
 
 
@@ -173,6 +197,18 @@ def test_docs_build_from_the_unpacked_sdist(site: Path) -> None:
     # used to lack), made it into the page.
     performance = (site / "performance" / "index.html").read_text()
     assert "Streaming throughput (messages/s" in performance
+
+
+def test_docs_signatures_are_formatted(site: Path) -> None:
+    # Without black or ruff, mkdocstrings says so (at INFO, so --strict passes) and leaves
+    # every signature on one line, cut off at the right of the page.
+    log = (site.parent / "mkdocs.log").read_text()
+    assert "Formatting signatures requires" not in log, log
+    api = (site / "api" / "index.html").read_text()
+    block = api.split('id="trio_mcp_ws.serve"', 1)[1].split('class="doc-signature', 1)[1]
+    signature = re.sub(r"<[^>]*>", "", block.split("</code>", 1)[0])
+    # One parameter a line: serve has more than ten.
+    assert len(signature.splitlines()) > 10, signature
 
 
 class _ProseText(html.parser.HTMLParser):

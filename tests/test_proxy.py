@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
 import ssl
+import struct
 from contextlib import asynccontextmanager
 from functools import partial
 from typing import TYPE_CHECKING, Any, cast
@@ -467,7 +469,10 @@ async def test_nothing_listening_at_the_proxy() -> None:
         await probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     for scheme in ("http", "socks5"):
-        with trio.fail_after(20), pytest.raises(ProxyError, match="cannot connect to proxy") as raised:
+        with (
+            trio.fail_after(20),
+            pytest.raises(ProxyError, match=r"cannot connect to proxy .*refused") as raised,
+        ):
             await open_tunnel(f"{scheme}://u:hunter2@127.0.0.1:{port}", "127.0.0.1", 9, timeout=TIMEOUT)
         assert raised.value.status is None
         assert raised.value.proxy == f"{scheme}://127.0.0.1:{port}"
@@ -735,3 +740,29 @@ async def test_credentials_stay_out_of_the_logs(
     assert "opening a tunnel" in caplog.text
     for secret in (PASSWORD, "wrong-Pa55word", quote(PASSWORD, safe="")):
         assert secret not in caplog.text
+
+
+async def test_a_proxy_name_that_does_not_resolve() -> None:
+    with (
+        trio.fail_after(20),
+        pytest.raises(ProxyError, match="cannot resolve the proxy's host name") as raised,
+    ):
+        await open_tunnel("http://u:hunter2@no-such-proxy.invalid:3128", "127.0.0.1", 9, timeout=TIMEOUT)
+    assert raised.value.proxy == "http://no-such-proxy.invalid:3128"
+    assert raised.value.status is None
+
+
+async def _reset(stream: trio.SocketStream) -> None:
+    """Read what the client sent, then abort the connection (TCP RST, no FIN)."""
+    await stream.receive_some(4096)
+    stream.socket.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    stream.socket.close()
+
+
+@pytest.mark.parametrize(("scheme", "match"), [("http", "dropped the connection"), ("socks5", "broke off")])
+async def test_a_proxy_that_resets_mid_handshake(scheme: str, match: str) -> None:
+    with trio.fail_after(20):
+        async with _liar(_reset) as port:
+            with pytest.raises(ProxyError, match=match) as raised:
+                await open_tunnel(f"{scheme}://127.0.0.1:{port}", "127.0.0.1", 9, timeout=TIMEOUT)
+    assert raised.value.status is None

@@ -7,17 +7,16 @@ oracle: each frame must come out of the read channel as ``decode(frame)`` would 
 message, or one `MessageDecodeError`), in order, exactly once; every write must reach the
 peer as one text frame holding ``encode(message)``; and the connection must still work.
 
-Strategies: ``trio_mcp_ws.strategies`` when it provides ``jsonrpc_messages`` and
-``hostile_frames``, else the small ones below. Example counts come from the Hypothesis
+Strategies: ``trio_mcp_ws.strategies`` (valid messages, hostile and policy-refused frames;
+the codec is the oracle for both kinds). Example counts come from the Hypothesis
 profile (``tests/_hypothesis_profiles.py``: ``ci`` by default, ``fuzz`` for ``nox -s fuzz``).
 """
 
 from __future__ import annotations
 
 import itertools
-import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Literal, cast
+from typing import Literal
 
 import mcp_types as t
 import trio
@@ -25,13 +24,10 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from mcp.shared.message import SessionMessage
 
-import trio_mcp_ws.strategies
 from trio_mcp_ws import ConnectionClosedError, MessageDecodeError, decode, encode
+from trio_mcp_ws.strategies import hostile_frames, jsonrpc_messages, policy_refused_frames
 from trio_mcp_ws.testing import RawPeer, open_raw_peer
 from trio_mcp_ws.testing._raw import OP_BINARY, OP_CONTINUATION, OP_PING, OP_TEXT, encode_frame
-
-if TYPE_CHECKING:
-    from collections.abc import Callable
 
 Role = Literal["client", "server"]
 Frame = str | bytes  # text frame (str) or binary frame (bytes)
@@ -41,90 +37,7 @@ LIMIT = 30
 PROPERTY_SETTINGS = settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
-# -- strategies (fallbacks until trio_mcp_ws.strategies provides them) ---------------------------
-
-JSON_SCALARS = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(2**53), 2**53)
-    | st.floats(allow_nan=False, allow_infinity=False)
-    | st.text(max_size=12)
-)
-JSON_VALUES = st.recursive(
-    JSON_SCALARS,
-    lambda children: (
-        st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=8), children, max_size=3)
-    ),
-    max_leaves=8,
-)
-IDS = st.integers(-(2**63), 2**63 - 1) | st.text(max_size=12)
-METHODS = st.text(min_size=1, max_size=24)
-PARAMS = st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=3)
-
-
-@st.composite
-def _local_jsonrpc_messages(draw: st.DrawFn) -> t.JSONRPCMessage:
-    kind = draw(st.sampled_from(["request", "notification", "response", "error"]))
-    if kind == "request":
-        return t.JSONRPCRequest(jsonrpc="2.0", id=draw(IDS), method=draw(METHODS), params=draw(PARAMS))
-    if kind == "notification":
-        return t.JSONRPCNotification(jsonrpc="2.0", method=draw(METHODS), params=draw(PARAMS))
-    if kind == "response":
-        return t.JSONRPCResponse(jsonrpc="2.0", id=draw(IDS), result=draw(PARAMS))
-    error = t.ErrorData(
-        code=draw(st.integers(-32768, 32767)), message=draw(st.text(max_size=20)), data=draw(JSON_VALUES)
-    )
-    return t.JSONRPCError(jsonrpc="2.0", id=draw(IDS), error=error)
-
-
-HOSTILE_JSON = [
-    "",
-    "   ",
-    "\ufeff{}",
-    "null",
-    "[]",
-    "{}",
-    '{"jsonrpc": "1.0", "id": 1, "method": "x"}',
-    '{"jsonrpc": "2.0", "id": true, "method": "x"}',
-    '{"jsonrpc": "2.0", "id": 1.5, "method": "x"}',
-    '{"jsonrpc": "2.0", "id": null, "method": "x"}',
-    '{"jsonrpc": "2.0", "id": 1, "result": {}, "error": {"code": 1, "message": "m"}}',
-    '{"jsonrpc": "2.0", "result": {}}',
-    '{"jsonrpc": "2.0", "id": 1, "method": NaN}',
-    '{"jsonrpc": "2.0", "id": 1e400, "method": "x"}',
-    '{"jsonrpc": "2.0", "id": 99999999999999999999999, "method": "x"}',
-    '{"jsonrpc": "2.0", "method": "x", "params": [1, 2]}',
-    '[{"jsonrpc": "2.0", "method": "x"}]',
-    '{"jsonrpc": "2.0", "method": "x"',
-    "[" * 1000 + "]" * 1000,
-]
-
-
-def _local_hostile_frames() -> st.SearchStrategy[Frame]:
-    text = st.one_of(
-        st.sampled_from(HOSTILE_JSON),
-        st.text(max_size=40),
-        JSON_VALUES.map(json.dumps),
-        st.lists(_local_jsonrpc_messages().map(encode), max_size=3).map(
-            lambda items: "[" + ",".join(items) + "]"
-        ),
-    )
-    return st.one_of(text, text.map(str.encode), st.binary(max_size=40))
-
-
-def _pick(
-    name: str, fallback: Callable[[], st.SearchStrategy[object]]
-) -> Callable[[], st.SearchStrategy[object]]:
-    found: object = getattr(trio_mcp_ws.strategies, name, None)
-    return cast("Callable[[], st.SearchStrategy[object]]", found) if callable(found) else fallback
-
-
-jsonrpc_messages = cast(
-    "Callable[[], st.SearchStrategy[t.JSONRPCMessage]]", _pick("jsonrpc_messages", _local_jsonrpc_messages)
-)
-hostile_frames = cast(
-    "Callable[[], st.SearchStrategy[Frame]]", _pick("hostile_frames", _local_hostile_frames)
-)
+# -- strategies -------------------------------------------------------------------------------
 
 
 def _sendable(frame: Frame) -> Frame:
@@ -138,9 +51,10 @@ def _sendable(frame: Frame) -> Frame:
 
 
 def any_frames() -> st.SearchStrategy[Frame]:
-    """Valid messages (as text or binary frames) and hostile frames, mixed."""
+    """Valid messages (as text or binary frames) and hostile and policy-refused frames, mixed."""
     valid = jsonrpc_messages().map(encode)
-    return st.one_of(valid, valid.map(str.encode), hostile_frames().map(_sendable))
+    refused = st.one_of(hostile_frames(), policy_refused_frames())
+    return st.one_of(valid, valid.map(str.encode), refused.map(_sendable))
 
 
 # -- the operations ---------------------------------------------------------------------------

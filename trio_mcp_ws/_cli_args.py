@@ -7,6 +7,7 @@ and exit status 2 (argparse's own convention), never a traceback from deep insid
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from typing import TYPE_CHECKING, NoReturn
 
@@ -23,6 +24,9 @@ if TYPE_CHECKING:
 __all__ = ["build_parser"]
 
 PROG = "trio-mcp-ws"
+
+# RFC 9110 token characters: what an HTTP header name may hold.
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -87,9 +91,12 @@ def _env_item(text: str) -> tuple[str, str]:
 
 def _header(text: str) -> tuple[str, str]:
     name, sep, value = text.partition(":")
-    if not sep or not name.strip():
+    name, value = name.strip(), value.strip()
+    if not sep or not name:
         raise argparse.ArgumentTypeError(f"{text!r} is not NAME:VALUE")
-    return name.strip(), value.strip()
+    if not _TOKEN.match(name):
+        raise argparse.ArgumentTypeError(f"{name!r} is not a valid HTTP header name")
+    return name, value
 
 
 def build_parser() -> argparse.ArgumentParser:

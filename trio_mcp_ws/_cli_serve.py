@@ -7,6 +7,7 @@ the TLS files load, the tokens are there; each problem is one line and exit stat
 
 from __future__ import annotations
 
+import errno
 import hmac
 import os
 import shutil
@@ -63,7 +64,7 @@ async def run_serve(args: argparse.Namespace) -> int:
         except OSError as exc:
             raise CliError(
                 f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-                + ("; pick another --port, or stop what uses it" if exc.errno == 98 else "")
+                + ("; pick another --port, or stop what uses it" if exc.errno == errno.EADDRINUSE else "")
             ) from exc
         auth = ", bearer token required" if authenticate else ""
         cli_logger.info("serving on %s (one %r per connection%s)", info.url, " ".join(spec.argv), auth)

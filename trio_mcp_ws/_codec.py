@@ -190,8 +190,12 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
         )
         cause = _without_inputs(exc)
     # Raised outside the except block: the pydantic error (which holds the parsed message as
-    # its input) is not chained as the context, only its input-free copy as the cause.
-    raise error from cause
+    # its input) is not chained as the context, only its input-free copy as the cause. The
+    # locals are deleted so that the traceback (which keeps this frame) makes no cycle.
+    try:
+        raise error from cause
+    finally:
+        del error, cause
 
 
 def check_budget(frame: str | bytes) -> None:
@@ -271,9 +275,10 @@ def _as_text(frame: str | bytes) -> str:
     try:
         return frame.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MessageDecodeError(
-            f"binary frame is not valid UTF-8: {exc.reason}", frame=frame, code=PARSE_ERROR
-        ) from exc
+        reason = f"{exc.reason} at byte {exc.start}"
+    # Raised outside the except block and not chained: a UnicodeDecodeError holds a copy of
+    # the whole frame, which the error would keep alive for as long as it is kept.
+    raise MessageDecodeError(f"binary frame is not valid UTF-8: {reason}", frame=frame, code=PARSE_ERROR)
 
 
 def _parse(text: str, frame: str | bytes) -> dict[str, Any]:

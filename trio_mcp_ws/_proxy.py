@@ -38,6 +38,7 @@ import os
 import re
 import socket
 import ssl
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final, Literal, cast
 from urllib.parse import unquote, urlsplit
@@ -52,10 +53,21 @@ from python_socks.async_.trio.v2 import Proxy as _SocksProxy
 
 from ._errors import NameResolutionError, ProxyError
 
+if sys.version_info < (3, 11):  # pragma: no cover - exercised by the 3.10 CI job
+    from exceptiongroup import BaseExceptionGroup
+
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["ProxySetting", "ProxyURL", "open_tunnel", "parse_proxy_url", "redact_proxy_url", "resolve_proxy"]
+__all__ = [
+    "ProxySetting",
+    "ProxyURL",
+    "bypasses_proxy",
+    "open_tunnel",
+    "parse_proxy_url",
+    "redact_proxy_url",
+    "resolve_proxy",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -412,9 +424,8 @@ async def _read_reply(stream: trio.abc.Stream, conn: h11.Connection) -> h11.Resp
             conn.receive_data(bytes(data))
         elif isinstance(event, h11.Response):
             return event
-        elif isinstance(event, h11.ConnectionClosed):
-            return None
-        # An InformationalResponse (1xx): the final answer is still to come.
+        # An InformationalResponse (1xx): the final answer is still to come. (An EOF after
+        # part of a reply is h11's RemoteProtocolError, so no ConnectionClosed comes here.)
 
 
 async def _socks_tunnel(proxy: ProxyURL, host: str, port: int, seconds: float) -> trio.abc.Stream:
@@ -431,7 +442,7 @@ async def _socks_tunnel(proxy: ProxyURL, host: str, port: int, seconds: float) -
     )
     try:
         tunnel = await socks.connect(host, port, timeout=seconds)
-    except _SocksTimeoutError as exc:
+    except _SocksTimeoutError as exc:  # python-socks's own deadline; ours normally fires first
         raise ProxyError(
             f"proxy {proxy.redacted} did not open a tunnel to {_authority(host, port)} within {seconds}s",
             proxy=proxy.redacted,
@@ -465,9 +476,26 @@ def _authority(host: str, port: int) -> str:
 
 
 def _os_reason(exc: OSError) -> str:
-    if isinstance(exc.__cause__, OSError) and exc.__cause__.strerror:
-        return exc.__cause__.strerror
-    return exc.strerror or str(exc) or type(exc).__name__
+    """The specific reasons behind a connect failure, e.g. ``Connection refused``.
+
+    trio reports "all attempts to connect failed" with each address's own error in an
+    ExceptionGroup under ``__cause__`` (and python-socks wraps that once more): look down
+    the chain for errors that carry an errno.
+    """
+    reasons: list[str] = []
+    pending: list[BaseException] = [exc]
+    while pending and len(reasons) < 4:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            group = cast("BaseExceptionGroup[BaseException]", error)
+            pending.extend(group.exceptions)
+        elif isinstance(error, OSError) and error.errno is not None and error.strerror:
+            if error.strerror not in reasons:
+                reasons.append(error.strerror)
+            continue
+        if error.__cause__ is not None:
+            pending.append(error.__cause__)
+    return "; ".join(reasons) or str(exc) or type(exc).__name__
 
 
 def _normalise_host(host: str) -> str:
