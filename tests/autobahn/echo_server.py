@@ -1,47 +1,63 @@
-"""A raw WebSocket echo server for ``wstest -m fuzzingclient``: ``python -m tests.autobahn.echo_server``.
+"""A raw WebSocket echo server on our driver, for ``wstest -m fuzzingclient``.
 
-Every message comes back as it arrived: text as text, binary as binary. Prints
-``listening on 127.0.0.1:<port>`` once it accepts connections, then serves until killed.
+``python -m tests.autobahn.echo_server`` listens on 127.0.0.1 (a free port unless
+``--port`` says otherwise), prints ``listening on 127.0.0.1:<port>`` once it accepts
+connections, and serves until killed. Each connection is our `WsConnection` (wsproto over
+a Trio TCP stream) accepted without a subprotocol, running `echo`: every message comes back
+as it arrived.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 from functools import partial
-from typing import Final
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketRequest, serve_websocket
+
+from tests.autobahn._echo import LIMITS, MAX_MESSAGE_SIZE, echo
+from trio_mcp_ws import HandshakeError
+from trio_mcp_ws._wsconn import read_request
 
 __all__ = ["MAX_MESSAGE_SIZE", "main", "serve"]
 
-MAX_MESSAGE_SIZE: Final = 32 * 1024 * 1024
-"""Above the suite's largest message (16 MiB in cases 9.1.6 and 9.2.6)."""
+logger = logging.getLogger(__name__)
 
 
-async def _echo(request: WebSocketRequest) -> None:
-    ws = await request.accept()
+async def _handle(stream: trio.SocketStream, *, direct: bool) -> None:
     try:
-        while True:
-            await ws.send_message(await ws.get_message())
-    except ConnectionClosed:
+        pending = await read_request(stream, limits=LIMITS)
+        conn = await pending.accept(subprotocol=None)
+    except HandshakeError as exc:
+        logger.info("handshake refused: %s", exc)  # already answered (400/426/431) and closed
         return
+    await echo(conn, direct=direct)
 
 
 async def serve(
-    host: str, port: int, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
+    host: str,
+    port: int,
+    *,
+    direct: bool = False,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve the echo on ``host``:``port``; report the bound port through ``task_status``."""
+    """Serve the echo on ``host``:``port``; report the bound port through ``task_status``.
+
+    Args:
+        host: The address to bind.
+        port: The port to bind; 0 picks a free one.
+        direct: Echo from inside the reader's sink instead of a writer task (`echo`).
+        task_status: Receives the bound port once listening.
+    """
+    handler = partial(_handle, direct=direct)
     async with trio.open_nursery() as nursery:
-        server = await nursery.start(
-            partial(serve_websocket, _echo, host, port, None, max_message_size=MAX_MESSAGE_SIZE)
-        )
-        task_status.started(server.port)
+        listeners = await nursery.start(partial(trio.serve_tcp, handler, port, host=host))
+        task_status.started(int(listeners[0].socket.getsockname()[1]))
 
 
-async def _main(host: str, port: int) -> None:
+async def _main(host: str, port: int, direct: bool) -> None:
     async with trio.open_nursery() as nursery:
-        bound = await nursery.start(serve, host, port)
+        bound = await nursery.start(partial(serve, host, port, direct=direct))
         print(f"listening on {host}:{bound}", flush=True)
 
 
@@ -50,9 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.autobahn.echo_server", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0, help="0 picks a free port (printed)")
+    parser.add_argument("--direct-echo", action="store_true", help="echo from inside the reader's sink")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
     try:
-        trio.run(_main, args.host, args.port)
+        trio.run(_main, args.host, args.port, args.direct_echo)
     except KeyboardInterrupt:
         pass
 

@@ -83,7 +83,7 @@ def _fresh(folder: Path) -> Path:
     return folder
 
 
-def run_server_role(wstest: Path, reports: Path = REPORTS) -> RoleReport:
+def run_server_role(wstest: Path, reports: Path = REPORTS, *, echo_flags: Sequence[str] = ()) -> RoleReport:
     """Our echo server under ``wstest -m fuzzingclient``; returns the checked report.
 
     Raises:
@@ -92,7 +92,16 @@ def run_server_role(wstest: Path, reports: Path = REPORTS) -> RoleReport:
     """
     folder = _fresh(reports / "servers")
     server = subprocess.Popen(
-        [sys.executable, "-m", "tests.autobahn.echo_server", "--host", "127.0.0.1", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "tests.autobahn.echo_server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *echo_flags,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         text=True,
@@ -140,7 +149,7 @@ def _wait_listening(port: int, process: subprocess.Popen[bytes]) -> None:
     raise ReportError(f"the fuzzing server did not listen on 127.0.0.1:{port} in {_START_TIMEOUT:.0f} s")
 
 
-def run_client_role(wstest: Path, reports: Path = REPORTS) -> RoleReport:
+def run_client_role(wstest: Path, reports: Path = REPORTS, *, echo_flags: Sequence[str] = ()) -> RoleReport:
     """Our echo client against ``wstest -m fuzzingserver``; returns the checked report.
 
     Raises:
@@ -162,7 +171,7 @@ def run_client_role(wstest: Path, reports: Path = REPORTS) -> RoleReport:
     try:
         _wait_listening(port, suite)
         subprocess.run(
-            [sys.executable, "-m", "tests.autobahn.echo_client", url, "--agent", AGENT],
+            [sys.executable, "-m", "tests.autobahn.echo_client", url, "--agent", AGENT, *echo_flags],
             cwd=ROOT,
             check=True,
             timeout=_ROLE_TIMEOUT,
@@ -179,6 +188,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--python27", help=f"the Python 2.7 to build the suite on (default: ${PYTHON27_ENV_VAR}, pyenv, PATH)"
     )
+    parser.add_argument(
+        "--direct-echo",
+        action="store_true",
+        help="echo from inside the reader's sink, not a writer task (see docs/conformance.md)",
+    )
     parser.add_argument("--rebuild", action="store_true", help="rebuild the suite's environment")
     args = parser.parse_args(argv)
     python27 = args.python27 or find_python27()
@@ -193,7 +207,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for role in roles:
         start = time.perf_counter()
         try:
-            result = run_server_role(wstest) if role == "server" else run_client_role(wstest)
+            run = run_server_role if role == "server" else run_client_role
+            result = run(wstest, echo_flags=["--direct-echo"] if args.direct_echo else [])
         except (ReportError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             failures.append(f"our {role}: {exc}")
             continue
