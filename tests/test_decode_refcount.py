@@ -137,12 +137,6 @@ async def test_decode_frame_error_holds_nothing_once_dropped(where: str, name: s
     assert _grown_since(baseline) < SLACK
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the pump to drop the error's traceback: in _Pump._deliver_frame, "
-    "`item = exc.with_traceback(None)` (the traceback keeps the pump's frame, whose locals hold "
-    "the frame text and the error itself: a cycle). Passes with that one-line change.",
-)
 @pytest.mark.usefixtures("collector_off", "traced")
 async def test_rejected_frames_delivered_through_serve_are_freed_once_dropped() -> None:
     """End to end: frames rejected on a live connection, delivered to the handler and dropped

@@ -43,6 +43,7 @@ __all__ = [
     "INLINE_LIMIT",
     "LARGE_DECODES",
     "THREAD_LIMIT",
+    "decode_message",
     "decode_frame",
     "decode_value",
     "large_decode_limiter",
@@ -87,6 +88,21 @@ def decode_value(frame: str | bytes) -> JSONRPCMessage | MessageDecodeError:
         return decode(frame)
     except MessageDecodeError as exc:
         return _detached(exc)
+
+
+async def decode_message(frame: str | bytes) -> JSONRPCMessage | MessageDecodeError:
+    """`decode_value`, inline when small, else in a worker thread behind the limiter.
+
+    What the pump calls: nothing is raised, so no traceback can tie a rejected frame to a
+    stack frame, and the error is freed with the last reference to it.
+    """
+    if len(frame) <= THREAD_LIMIT:
+        return decode_value(frame)
+    # abandon_on_cancel: a cancelled connection does not wait for its decode; the thread
+    # finishes in the background and only then frees its limiter slot.
+    return await trio.to_thread.run_sync(
+        decode_value, frame, limiter=large_decode_limiter(), abandon_on_cancel=True
+    )
 
 
 async def decode_frame(frame: str | bytes) -> JSONRPCMessage:

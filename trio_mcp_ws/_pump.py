@@ -24,6 +24,7 @@ timeout.
 from __future__ import annotations
 
 import logging
+import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, Literal
 
@@ -44,8 +45,11 @@ from ._connection import (
 )
 from ._errors import ConnectionClosedError, MessageDecodeError
 from ._logging import RateLimitedLog
-from ._offload import decode_frame
+from ._offload import decode_message
 from ._scope import background_nursery
+
+if sys.version_info < (3, 11):  # pragma: no cover - exercised by the 3.10 CI job
+    from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -84,6 +88,11 @@ def exit_close_code(exc: BaseException | None) -> int:
     """The close code for a body that ended with ``exc``: clean 1000, cancelled 1001, error 1011."""
     if exc is None:
         return CLOSE_NORMAL
+    if isinstance(exc, BaseExceptionGroup):
+        # A body with a nursery of its own, cancelled: strict exception groups wrap the
+        # Cancelled. Only cancellations (or Ctrl-C) inside still mean "going away".
+        _, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
+        return CLOSE_GOING_AWAY if rest is None else CLOSE_INTERNAL_ERROR
     if isinstance(exc, (trio.Cancelled, KeyboardInterrupt)):
         return CLOSE_GOING_AWAY
     return CLOSE_INTERNAL_ERROR
@@ -131,14 +140,13 @@ class _Pump:
         if isinstance(frame, bytes) and self.binary_frames == "reject":
             await self.conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted; send text")
             return
-        item: SessionMessage | Exception
-        try:
-            item = SessionMessage(await decode_frame(frame))
-        except MessageDecodeError as exc:
-            logger.debug("%r: undecodable frame: %s", self.conn, exc)
-            item = exc
+        result = await decode_message(frame)
         del frame  # a rejected frame must not outlive its delivery
-        await self._deliver(item)
+        if isinstance(result, MessageDecodeError):
+            logger.debug("%r: undecodable frame: %s", self.conn, result)
+            await self._deliver(result)
+        else:
+            await self._deliver(SessionMessage(result))
 
     async def _deliver(self, item: SessionMessage | Exception) -> None:
         self.stalled = True
