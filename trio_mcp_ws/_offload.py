@@ -43,8 +43,8 @@ __all__ = [
     "INLINE_LIMIT",
     "LARGE_DECODES",
     "THREAD_LIMIT",
-    "decode_message",
     "decode_frame",
+    "decode_message",
     "decode_value",
     "large_decode_limiter",
 ]
