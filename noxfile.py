@@ -1,4 +1,4 @@
-"""Development tasks: ``nox`` runs tests, lint, typecheck, docs and interop; others on demand.
+"""Development tasks: ``nox`` runs every check CI needs; fuzz and bench on demand.
 
 Sessions:
     tests      the test suite with branch coverage, on every supported Python
@@ -7,6 +7,8 @@ Sessions:
     docs       mkdocs build --strict
     fuzz       the property tests with the big Hypothesis profile
     interop    the interoperability suite against real peers (mcp 1.30, the TypeScript SDK)
+    browser    a real headless Chromium against serve_mcp (Debian's chromium package)
+    autobahn   the Autobahn WebSocket conformance suite, both roles (needs Python 2.7)
     bench      the benchmark suite (``-- --smoke`` for the few-seconds check)
 """
 
@@ -24,7 +26,9 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-nox.options.sessions = ["tests", "lint", "typecheck", "docs", "interop"]
+# Everything CI must prove; each of interop, browser and autobahn fails (rather than skips)
+# when CI is set and its peer (mcp 1.30 and Node, Chromium, Python 2.7) is missing.
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "interop", "browser", "autobahn"]
 
 
 def _find_pyenv_interpreters() -> None:
@@ -55,10 +59,12 @@ def _install_test_deps(session: nox.Session) -> None:
 def tests(session: nox.Session) -> None:
     """Run the test suite with branch coverage of trio_mcp_ws."""
     _install_test_deps(session)
-    # coverage runs pytest (not pytest-cov) so it is measuring before Hypothesis's plugin
-    # loads our strategies entry point, which imports the package.
+    # coverage runs pytest (not pytest-cov) so it measures from the start; our Hypothesis
+    # hook imports nothing of trio_mcp_ws, so no module is imported before it starts.
     session.run("coverage", "erase")
-    session.run("coverage", "run", "-m", "pytest", "-m", "not interop", *session.posargs)
+    # The suites with peers of their own run in their own sessions, once, on one Python.
+    marks = "not interop and not browser and not deploy"
+    session.run("coverage", "run", "-m", "pytest", "-m", marks, *session.posargs)
     session.run("coverage", "report")
 
 
@@ -82,7 +88,15 @@ def typecheck(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     """Build the documentation site, treating every warning as an error."""
     session.install("-e", ".", *nox.project.dependency_groups(PYPROJECT, "docs"))
-    session.run("mkdocs", "build", "--strict", "--site-dir", str(ROOT / "site"))
+    session.run(
+        "mkdocs",
+        "build",
+        "--strict",
+        "--site-dir",
+        str(ROOT / "site"),
+        # mkdocs-material prints an end-of-life banner on every build (see CONTRIBUTING.md).
+        env={"NO_MKDOCS_2_WARNING": "1"},
+    )
 
 
 @nox.session(python="3.11")
