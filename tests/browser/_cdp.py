@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import trio
-from trio_websocket import ConnectionClosed, WebSocketConnection, open_websocket_url
+from trio_websocket import ConnectionClosed, WebSocketConnection, wrap_client_stream
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator, Callable
@@ -213,8 +213,8 @@ class Tab:
         return answer["result"].get("value")
 
 
-async def _devtools_url(profile: Path, process: trio.Process) -> str:
-    """Wait for Chromium to write ``DevToolsActivePort``; return its browser WebSocket URL."""
+async def _devtools_endpoint(profile: Path, process: trio.Process) -> tuple[int, str]:
+    """Wait for Chromium to write ``DevToolsActivePort``; return its port and browser path."""
     port_file = profile / "DevToolsActivePort"
     with trio.fail_after(LAUNCH_TIMEOUT):
         while True:
@@ -222,8 +222,7 @@ async def _devtools_url(profile: Path, process: trio.Process) -> str:
                 raise DevToolsError(f"Chromium exited with status {process.returncode} while starting")
             lines = port_file.read_text().splitlines() if port_file.exists() else []
             if len(lines) >= 2:
-                port, path = lines[0].strip(), lines[1].strip()
-                return f"ws://127.0.0.1:{port}{path}"
+                return int(lines[0]), lines[1].strip()
             await trio.sleep(LAUNCH_POLL)
 
 
@@ -244,23 +243,30 @@ async def launch_chromium(executable: str, *, log: Path | None = None) -> AsyncG
                 argv, stdin=subprocess.DEVNULL, stdout=stderr, stderr=stderr
             )
             try:
-                url = await _devtools_url(profile, process)
-                async with (
-                    open_websocket_url(url, max_message_size=MAX_CDP_MESSAGE) as ws,
-                    trio.open_nursery() as nursery,
-                ):
-                    devtools = DevTools(ws)
-                    nursery.start_soon(devtools.run_reader)
-                    try:
-                        yield devtools
-                    finally:
-                        with trio.move_on_after(EXIT_TIMEOUT) as closing:
-                            closing.shield = True
-                            try:
-                                await devtools.call("Browser.close")
-                            except Exception:  # the browser may already be gone
-                                pass
-                        nursery.cancel_scope.cancel()
+                port, resource = await _devtools_endpoint(profile, process)
+                # Our own TCP stream, closed in our own finally: when the browser exits it
+                # drops this connection, and trio-websocket alone may leave the socket open.
+                stream = await trio.open_tcp_stream("127.0.0.1", port)
+                try:
+                    async with trio.open_nursery() as nursery:
+                        ws = await wrap_client_stream(
+                            nursery, stream, f"127.0.0.1:{port}", resource, max_message_size=MAX_CDP_MESSAGE
+                        )
+                        devtools = DevTools(ws)
+                        nursery.start_soon(devtools.run_reader)
+                        try:
+                            yield devtools
+                        finally:
+                            with trio.move_on_after(EXIT_TIMEOUT) as closing:
+                                closing.shield = True
+                                try:
+                                    await devtools.call("Browser.close")
+                                except Exception:  # the browser may already be gone
+                                    pass
+                            nursery.cancel_scope.cancel()
+                finally:
+                    with trio.CancelScope(shield=True):
+                        await trio.aclose_forcefully(stream)
             finally:
                 with trio.move_on_after(EXIT_TIMEOUT) as waiting:
                     waiting.shield = True

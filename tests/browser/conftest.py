@@ -7,6 +7,7 @@ saying what to do; with ``TRIO_MCP_WS_BROWSER_REQUIRE=1`` (CI) either one missin
 
 from __future__ import annotations
 
+import gc
 import os
 from functools import partial
 from typing import TYPE_CHECKING
@@ -18,7 +19,7 @@ from tests.browser._page_server import PageServer, serve_pages
 from tests.browser.build_bundle import BUNDLE
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    from collections.abc import AsyncIterator, Iterator
     from pathlib import Path
 
     import trio
@@ -26,6 +27,17 @@ if TYPE_CHECKING:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "browser: drives a real headless Chromium (run by nox -s browser)")
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage_after_each_test() -> Iterator[None]:
+    """Collect garbage when each test ends, so a resource it leaked fails that test, not a later one.
+
+    Warnings are errors here: an unclosed socket or channel found by the collector becomes
+    an unraisable-exception error in the test that owned it.
+    """
+    yield
+    gc.collect()
 
 
 @pytest.fixture

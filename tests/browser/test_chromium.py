@@ -101,12 +101,16 @@ class Handshake:
             authentication challenge and reports without a status.
         response_headers: The handshake response's headers, names lower-cased.
         error: Chromium's own description of a failed connection (``webSocketFrameError``).
+        sent: The opcode of each data frame the page sent (1 text, 2 binary).
+        received: The opcode of each data frame the page received.
     """
 
     url: str
     status: int | None
     response_headers: dict[str, str]
     error: str | None
+    sent: list[int] = field(default_factory=list[int])
+    received: list[int] = field(default_factory=list[int])
 
 
 async def open_page(
@@ -149,12 +153,22 @@ async def handshake_seen(tab: Tab, *, since: int) -> Handshake:
         status=status,
         response_headers={name.lower(): str(value) for name, value in headers.items()},
         error=errors[0] if errors else None,
+        sent=[int(params["response"]["opcode"]) for params in ours("Network.webSocketFrameSent")],
+        received=[int(params["response"]["opcode"]) for params in ours("Network.webSocketFrameReceived")],
     )
 
 
 def refusals_logged(caplog: pytest.LogCaptureFixture) -> list[str]:
     """The server's log lines about refused handshakes."""
     return [record.getMessage() for record in caplog.records if "refused" in record.getMessage()]
+
+
+async def unused_port() -> int:
+    """A loopback port nothing listens on (bound, then released)."""
+    with trio.socket.socket() as sock:
+        await sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
 
 
 def assert_called_add(outcome: dict[str, Any], version: str) -> None:
@@ -179,6 +193,10 @@ async def test_unauthenticated_page_calls_a_tool(
     assert handshake.url == info.url
     assert handshake.status == 101
     assert handshake.response_headers["sec-websocket-protocol"] == "mcp"
+    # Text frames both ways, as the wire saw them (the page's own count is the received side).
+    assert set(handshake.sent) == {1}
+    assert set(handshake.received) == {1}
+    assert len(handshake.received) == outcome["frames"]["text"]
 
 
 @pytest.mark.parametrize(("era", "version"), ERAS)
@@ -301,11 +319,28 @@ async def test_chromium_accepts_exactly_the_tokens_we_accept(devtools: DevTools,
         })
     """
     with trio.fail_after(TEST_TIMEOUT):
-        async with serving() as info:
-            tab = await devtools.new_tab()
-            await tab.goto(pages.url("index.html"))  # any page of ours: an http origin
-            answers = await tab.evaluate(f"({probe})({json.dumps(info.url)}, {json.dumps(candidates)})")
+        url = f"ws://127.0.0.1:{await unused_port()}/mcp"
+        tab = await devtools.new_tab()
+        await tab.goto(pages.url("index.html"))  # any page of ours: an http origin
+        answers = await tab.evaluate(f"({probe})({json.dumps(url)}, {json.dumps(candidates)})")
     browser = dict(zip(candidates, answers, strict=True))
     ours = {token: "ok" if is_token(token) else "SyntaxError" for token in candidates}
     assert browser == ours
     assert sum(answer == "ok" for answer in ours.values()) == 77  # the 77 tchars of RFC 9110
+
+
+async def test_binary_frames_from_a_browser_are_accepted_by_default(
+    devtools: DevTools, pages: PageServer
+) -> None:
+    """Requests sent as binary frames of UTF-8 JSON are served alike (``binary_frames="accept"``).
+
+    The server still answers in text frames only.
+    """
+    with trio.fail_after(TEST_TIMEOUT):
+        async with serving() as info:
+            outcome, handshake = await open_page(devtools, pages, ws=info.url, binary="1")
+    assert_called_add(outcome, "2025-11-25")
+    assert outcome["frames"]["text"] == 3  # initialize, tools/list, tools/call answers
+    # As Chromium saw the wire: three binary requests, one text notification, text answers.
+    assert handshake.sent == [2, 1, 2, 2]
+    assert handshake.received == [1, 1, 1]

@@ -29,8 +29,9 @@ function connect(url, offer) {
 
 // One JSON-RPC conversation: one message per text frame, ids matched to answers.
 class Rpc {
-  constructor(ws) {
+  constructor(ws, binary) {
     this.ws = ws;
+    this.binary = binary;  // send requests as binary frames of UTF-8 JSON (a receiver's option)
     this.nextId = 1;
     this.pending = new Map();
     this.frames = { text: 0, binary: 0 };
@@ -61,7 +62,8 @@ class Rpc {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      this.ws.send(JSON.stringify({ jsonrpc: "2.0", id, method, params }));
+      const text = JSON.stringify({ jsonrpc: "2.0", id, method, params });
+      this.ws.send(this.binary ? new TextEncoder().encode(text) : text);
     });
   }
 
@@ -74,7 +76,7 @@ async function run() {
   const params = new URLSearchParams(location.search);
   const era = params.get("era") || "legacy";
   const ws = await connect(params.get("ws"), subprotocols(params));
-  const rpc = new Rpc(ws);
+  const rpc = new Rpc(ws, params.get("binary") === "1");
   let meta = {};
   let protocolVersion;
   if (era === "stateless") {
