@@ -20,14 +20,27 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import quote
 
+import mcp_types as t
 import pytest
 import trio
 import trio_websocket
 import trustme
+from mcp import Client
+from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 
 from tests._proxies import RunningProxy, pproxy, tinyproxy
-from trio_mcp_ws import ConnectError, NameResolutionError, ProxyError, ServerInfo, serve
+from tests._sdk import as_transport
+from trio_mcp_ws import (
+    ConnectError,
+    NameResolutionError,
+    ProxyError,
+    ServerInfo,
+    TLSError,
+    serve,
+    serve_mcp,
+    websocket_client,
+)
 from trio_mcp_ws._proxy import (
     ProxyURL,
     bypasses_proxy,
@@ -766,3 +779,113 @@ async def test_a_proxy_that_resets_mid_handshake(scheme: str, match: str) -> Non
             with pytest.raises(ProxyError, match=match) as raised:
                 await open_tunnel(f"{scheme}://127.0.0.1:{port}", "127.0.0.1", 9, timeout=TIMEOUT)
     assert raised.value.status is None
+
+
+# --- websocket_client(url, proxy=...) end to end ------------------------------------------
+
+
+async def _client_ping(url: str, **options: Any) -> None:
+    async with websocket_client(url, **options) as (read, write):
+        await write.send(SessionMessage(t.JSONRPCRequest(jsonrpc="2.0", id=1, method="ping")))
+        item = await read.receive()
+        assert isinstance(item, SessionMessage)
+        assert isinstance(item.message, t.JSONRPCRequest)
+
+
+@pytest.mark.parametrize(
+    ("fixture", "password"),
+    [
+        ("http_proxy", None),
+        ("http_proxy_auth", PASSWORD),
+        ("socks5_proxy", None),
+        ("socks5_proxy_auth", PASSWORD),
+        ("socks4_proxy", None),
+        ("tiny_auth", "tinysecret"),
+    ],
+)
+async def test_client_through_a_proxy(
+    fixture: str, password: str | None, request: pytest.FixtureRequest
+) -> None:
+    proxy: RunningProxy = request.getfixturevalue(fixture)
+    url = proxy.url_with(USER, password) if password else proxy.url
+    with trio.fail_after(20):
+        async with _server() as info:
+            await _client_ping(info.url, proxy=url)
+
+
+async def test_client_wss_through_an_https_proxy(
+    https_proxy: RunningProxy, server_context: ssl.SSLContext, trusting: ssl.SSLContext
+) -> None:
+    with trio.fail_after(20):
+        async with _server(ssl_context=server_context) as info:
+            await _client_ping(
+                info.url, proxy=https_proxy.url, ssl_context=trusting, proxy_ssl_context=trusting
+            )
+            # The proxy is trusted, the server is not: TLS is end to end, so this fails.
+            with pytest.raises(TLSError, match="through proxy"):
+                await _client_ping(info.url, proxy=https_proxy.url, proxy_ssl_context=trusting)
+
+
+async def test_client_follows_the_environment(
+    http_proxy: RunningProxy, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    with trio.socket.socket() as probe:  # a proxy address where nothing listens
+        await probe.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with trio.fail_after(20):
+        async with _server() as info:
+            monkeypatch.setenv("http_proxy", dead)
+            with pytest.raises(ProxyError):  # the environment's proxy is used ...
+                await _client_ping(info.url)
+            await _client_ping(info.url, proxy=False)  # ... unless proxy=False
+            monkeypatch.setenv("no_proxy", "localhost,127.0.0.1")
+            await _client_ping(info.url)  # ... or NO_PROXY exempts the server
+            monkeypatch.delenv("no_proxy")
+            monkeypatch.setenv("http_proxy", http_proxy.url)
+            await _client_ping(info.url)  # a live proxy from the environment
+
+
+async def test_client_refused_by_proxies(
+    http_proxy_auth: RunningProxy, tiny_port_443_only: RunningProxy
+) -> None:
+    with trio.fail_after(20):
+        async with _server() as info:
+            with pytest.raises(ProxyError) as unauthenticated:
+                await _client_ping(info.url, proxy=http_proxy_auth.url)
+            assert unauthenticated.value.status == 407
+            with pytest.raises(ProxyError) as forbidden:
+                await _client_ping(info.url, proxy=tiny_port_443_only.url)
+            assert forbidden.value.status == 403
+
+
+async def test_client_gives_up_on_a_silent_proxy_within_connect_timeout() -> None:
+    async def say_nothing(stream: trio.SocketStream) -> None:
+        await trio.sleep_forever()
+
+    with trio.fail_after(20):
+        async with _liar(say_nothing) as port:
+            with pytest.raises(ConnectError):  # ConnectTimeoutError: the client's deadline fires
+                await _client_ping(
+                    "ws://127.0.0.1:9/mcp", proxy=f"http://127.0.0.1:{port}", connect_timeout=0.5
+                )
+
+
+async def test_mcp_client_reaches_serve_mcp_through_socks5h(socks5_proxy: RunningProxy) -> None:
+    server = MCPServer("proxied")
+
+    @server.tool()
+    def add(a: int, b: int) -> int:
+        return a + b
+
+    proxy = socks5_proxy.url.replace("socks5://", "socks5h://")
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            info: ServerInfo = await nursery.start(serve_mcp, server, "127.0.0.1", 0)
+            async with Client(
+                as_transport(websocket_client(info.url.replace("127.0.0.1", "localhost"), proxy=proxy))
+            ) as client:
+                result = await client.call_tool("add", {"a": 2, "b": 3})
+            assert result.structured_content == {"result": 5}
+            nursery.cancel_scope.cancel()

@@ -9,6 +9,7 @@ authorization spec forbids tokens in URIs, where proxies and logs keep them).
 
 from __future__ import annotations
 
+import hmac
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Final, Literal
 from pydantic import AnyHttpUrl, ValidationError
 
 from ._request import HandshakeRequest
+from ._subprotocol import parse_offer
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 
     from ._request import RequestHeaders
 
-__all__ = ["Authenticate", "AuthenticationError", "bearer_auth"]
+__all__ = ["Authenticate", "AuthenticationError", "bearer_auth", "request_token"]
 
 _BAD_HEADER_VALUE: Final = re.compile(r"[\r\n\x00]")
 
@@ -92,7 +94,9 @@ def bearer_auth(
     malformed, unknown or expired token gets 401 with ``WWW-Authenticate: Bearer
     error="invalid_token"``; a valid token without every required scope gets 403 with
     ``error="insufficient_scope"``. The token is read from the ``Authorization: Bearer``
-    header only; one in the query string (``?access_token=``) is never looked at.
+    header or, for browsers (which cannot set headers), from the offered subprotocol
+    ``mcp.auth.<token>`` (the SEP-1288 draft); both at once must carry the same token. One
+    in the query string (``?access_token=``) is never looked at.
 
     Args:
         verifier: Anything with ``async verify_token(token) -> AccessToken | None``.
@@ -126,7 +130,7 @@ def bearer_auth(
         return AuthenticationError(description, status=status, challenge=challenge)
 
     async def authenticate(request: HandshakeRequest) -> AccessToken:
-        token = _bearer_token(request.headers)
+        token = request_token(request)
         if token is None:
             raise refuse(401, "invalid_token", "Authentication required")
         access = await verifier.verify_token(token)
@@ -140,6 +144,23 @@ def bearer_auth(
         return access
 
     return authenticate
+
+
+def request_token(request: HandshakeRequest) -> str | None:
+    """The bearer token a handshake carries, from its header or its ``mcp.auth.*`` subprotocol.
+
+    None when there is none, when either place is malformed or ambiguous (two headers, two
+    ``mcp.auth.*``), or when both places carry different tokens: a client must not leave the
+    server to guess which one counts.
+    """
+    header = _bearer_token(request.headers)
+    try:
+        offered = parse_offer(request.subprotocols).token
+    except ValueError:
+        return None
+    if header is not None and offered is not None and not hmac.compare_digest(header, offered):
+        return None
+    return header if header is not None else offered
 
 
 def _bearer_token(headers: RequestHeaders) -> str | None:

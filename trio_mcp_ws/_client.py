@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 import trio
 
+from ._deflate import Compression, Deflate, resolve_compression
 from ._errors import (
     ConnectError,
     ConnectRefusedError,
@@ -27,10 +28,11 @@ from ._options import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
-    SUBPROTOCOL,
     Limits,
 )
+from ._proxy import ProxySetting, open_tunnel, redact_proxy_url, resolve_proxy
 from ._pump import ReadChannel, WriteChannel, open_pump
+from ._subprotocol import offered_subprotocols
 from ._wsconn import WsConnection
 
 if TYPE_CHECKING:
@@ -72,21 +74,37 @@ async def websocket_client(
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
+    token: str | None = None,
+    token_in_subprotocol: bool = False,
+    protocol_version: str | None = None,
+    proxy: ProxySetting = None,
+    proxy_ssl_context: ssl.SSLContext | None = None,
+    compression: Compression = None,
 ) -> AsyncGenerator[tuple[ReadChannel, WriteChannel], None]:
     """Connect to an MCP server over WebSocket and yield ``(read, write)`` channels.
 
     A drop-in for the SDK's removed ``mcp.client.websocket.websocket_client``, and an
-    ``mcp.Client`` transport::
+    ``mcp.Client`` transport (it type-checks as one under mypy and pyright, strict):
 
-        async with Client(websocket_client("ws://127.0.0.1:8000/mcp")) as client:
-            await client.list_tools()
+    ```python
+    async with Client(websocket_client("ws://127.0.0.1:8000/mcp")) as client:
+        await client.list_tools()
+    ```
 
-    The client offers exactly the ``mcp`` subprotocol; a server that selects none is
-    accepted (some real ones do).
+    The client offers the ``mcp`` subprotocol (plus ``mcp.auth.<token>`` and
+    ``mcp.version.<version>`` when asked); a server that selects none is accepted (some
+    real ones do).
 
     Args:
         url: A ``ws://`` or ``wss://`` URL.
-        headers: Extra handshake headers, e.g. ``{"Authorization": "Bearer <token>"}``.
+        headers: Extra handshake headers, e.g. ``{"X-Tenant": "acme"}``.
+        token: A bearer token for the server: sent as ``Authorization: Bearer <token>``, or
+            as the subprotocol ``mcp.auth.<token>`` with ``token_in_subprotocol``. Never
+            logged, and left out of every error message.
+        token_in_subprotocol: Carry ``token`` in the subprotocol list, as browsers must (the
+            SEP-1288 draft). The token must then be an RFC 9110 ``token`` (a JWT is one;
+            base64url-encode anything else); a ``ValueError`` says so otherwise.
+        protocol_version: An MCP protocol version to announce as ``mcp.version.<version>``.
         ssl_context: TLS settings for ``wss://``; default: ``ssl.create_default_context()``.
         max_message_size: Largest incoming message in bytes; a bigger one closes the
             connection with 1009 and puts a `ConnectionClosedError` on the read channel.
@@ -94,19 +112,31 @@ async def websocket_client(
         close_timeout: Seconds for flushing accepted messages and the close handshake on exit.
         ping_interval: Seconds between keepalive pings; ``None`` disables them.
         ping_timeout: Seconds a pong may take before the connection is declared dead.
+        proxy: A proxy URL (``http://``, ``https://``, ``socks4://``, ``socks4a://``,
+            ``socks5://``, ``socks5h://``; credentials in it go to the proxy only),
+            ``False`` for none, or ``None`` to follow ``HTTPS_PROXY``/``HTTP_PROXY``/
+            ``ALL_PROXY`` and ``NO_PROXY`` as curl does (see the proxies guide).
+        proxy_ssl_context: TLS settings for the connection to an ``https://`` proxy;
+            default: ``ssl.create_default_context()``.
+        compression: ``"deflate"`` or a `Deflate` to offer permessage-deflate (used when
+            the server accepts it); ``None``, the default, offers none (see the
+            compression guide for when it pays).
 
     Yields:
         ``(read, write)``: a ``trio.MemoryReceiveChannel[SessionMessage | Exception]`` and
         a ``trio.MemorySendChannel[SessionMessage]``.
 
     Raises:
-        ValueError: The URL is not ``ws://`` or ``wss://``, or a header is invalid.
+        ValueError: The URL is not ``ws://`` or ``wss://``, a header is invalid, or the
+            token cannot travel where it was asked to (an ``Authorization`` header given
+            as well, a line break, or not a subprotocol token).
         ConnectRefusedError: Nothing listens at the address.
         NameResolutionError: The host name does not resolve.
         TLSError: The TLS handshake failed.
         ConnectTimeoutError: Connecting took longer than ``connect_timeout``.
         HandshakeRejectedError: The server answered the upgrade with an HTTP error.
         HandshakeError: The server's answer was not a WebSocket upgrade.
+        ProxyError: The proxy could not be reached, or refused or failed the tunnel.
 
     Resource handling:
         On exit every message accepted by ``write.send`` is sent, then the connection is
@@ -122,20 +152,31 @@ async def websocket_client(
     """
     target = _parse_url(url)
     extra_headers = _check_headers(headers)
+    subprotocols = _offer(
+        extra_headers, token, token_in_subprotocol=token_in_subprotocol, version=protocol_version
+    )
+    proxy_url = resolve_proxy(
+        proxy, scheme="wss" if target.secure else "ws", host=target.host, port=target.port
+    )
     limits = Limits(
         max_message_size=max_message_size,
         close_timeout=close_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
     )
+    deflate = resolve_compression(compression)
     if target.secure and ssl_context is None:
         ssl_context = ssl.create_default_context()
     conn = await _connect(
         target,
         ssl_context=ssl_context if target.secure else None,
         extra_headers=extra_headers,
+        subprotocols=subprotocols,
         limits=limits,
         connect_timeout=connect_timeout,
+        proxy_url=proxy_url,
+        proxy_ssl_context=proxy_ssl_context,
+        compression=deflate,
     )
     logger.debug("connected to %s (subprotocol %r)", url, conn.subprotocol)
     async with open_pump(conn, limits) as channels:
@@ -147,21 +188,36 @@ async def _connect(
     *,
     ssl_context: ssl.SSLContext | None,
     extra_headers: list[tuple[bytes, bytes]],
+    subprotocols: list[str],
     limits: Limits,
     connect_timeout: float,
+    proxy_url: str | None,
+    proxy_ssl_context: ssl.SSLContext | None,
+    compression: Deflate | None = None,
 ) -> WsConnection:
     stream: trio.abc.Stream | None = None
     conn: WsConnection | None = None
     try:
-        with trio.move_on_after(connect_timeout):
-            stream = await _open_stream(target, ssl_context)
+        with trio.move_on_after(connect_timeout) as scope:
+            if proxy_url is None:
+                stream = await _open_stream(target, ssl_context)
+            else:
+                stream = await open_tunnel(
+                    proxy_url,
+                    target.host,
+                    target.port,
+                    ssl_context_for_proxy=proxy_ssl_context,
+                    timeout=scope.deadline - trio.current_time(),
+                )
+                stream = await _start_tls(stream, target, ssl_context, via=redact_proxy_url(proxy_url))
             conn = await WsConnection.connect(
                 stream,
                 host=target.host_header,
                 resource=target.resource,
-                subprotocols=[SUBPROTOCOL],
+                subprotocols=subprotocols,
                 extra_headers=extra_headers,
                 limits=limits,
+                compression=compression,
             )
     finally:
         if conn is None and stream is not None:  # failed or timed out: release the socket
@@ -185,15 +241,23 @@ async def _open_stream(target: _Target, ssl_context: ssl.SSLContext | None) -> t
                 exc.errno or 111, f"connection to {target.host}:{target.port} refused"
             ) from exc
         raise ConnectError(f"cannot connect to {target.host}:{target.port}: {exc}") from exc
+    return await _start_tls(tcp, target, ssl_context)
+
+
+async def _start_tls(
+    stream: trio.abc.Stream, target: _Target, ssl_context: ssl.SSLContext | None, *, via: str | None = None
+) -> trio.abc.Stream:
+    """TLS with the server over ``stream`` (a socket, or a proxy's tunnel) for ``wss://``."""
     if ssl_context is None:
-        return tcp
-    tls = trio.SSLStream(tcp, ssl_context, server_hostname=target.host, https_compatible=True)
+        return stream
+    tls = trio.SSLStream(stream, ssl_context, server_hostname=target.host, https_compatible=True)
     try:
         await tls.do_handshake()
     except (trio.BrokenResourceError, ssl.SSLError, OSError) as exc:
-        await trio.aclose_forcefully(tcp)
+        await trio.aclose_forcefully(stream)
         cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
-        raise TLSError(f"TLS handshake with {target.host}:{target.port} failed: {cause}") from exc
+        through = f" through proxy {via}" if via else ""
+        raise TLSError(f"TLS handshake with {target.host}:{target.port}{through} failed: {cause}") from exc
     return tls
 
 
@@ -252,3 +316,27 @@ def _check_headers(headers: Headers | None) -> list[tuple[bytes, bytes]]:
         except UnicodeEncodeError as exc:
             raise ValueError(f"header {name!r} has characters HTTP/1.1 cannot carry") from exc
     return checked
+
+
+def _offer(
+    extra_headers: list[tuple[bytes, bytes]],
+    token: str | None,
+    *,
+    token_in_subprotocol: bool,
+    version: str | None,
+) -> list[str]:
+    """The subprotocols to offer; a header token goes into ``extra_headers`` here.
+
+    Raises:
+        ValueError: The token cannot be sent as asked. The message never holds the token.
+    """
+    if token is not None and not token_in_subprotocol:
+        if any(name.lower() == b"authorization" for name, _ in extra_headers):
+            raise ValueError("pass the bearer token either as token= or in an Authorization header, not both")
+        if not token or _BAD_VALUE.search(token) or not token.isascii():
+            raise ValueError("the token is empty or holds characters an HTTP header cannot carry")
+        extra_headers.append((b"Authorization", b"Bearer " + token.encode("ascii")))
+        token = None
+    elif token_in_subprotocol and token is None:
+        raise ValueError("token_in_subprotocol=True needs a token")
+    return offered_subprotocols(token=token, version=version)

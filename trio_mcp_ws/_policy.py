@@ -26,7 +26,7 @@ import ipaddress
 import logging
 import re
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
 
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -35,6 +35,7 @@ from starlette.requests import Request
 from ._auth import AuthenticationError
 from ._options import SUBPROTOCOL
 from ._request import HandshakeRequest, Rejection, RequestHeaders
+from ._subprotocol import parse_offer, select_subprotocol
 
 if TYPE_CHECKING:
     from collections.abc import Generator
@@ -90,12 +91,16 @@ class ConnectionInfo:
         request: The handshake request the connection was accepted for.
         subprotocol: The subprotocol selected (``"mcp"``), or ``None``.
         principal: What the ``authenticate`` hook returned (e.g. the SDK's
-            ``AccessToken`` from `bearer_auth`); ``None`` without a hook.
+            ``AccessToken`` from `bearer_auth`); ``None`` without a hook. Left out of the
+            ``repr``: an ``AccessToken`` holds the token.
+        protocol_version: The MCP protocol version the client announced with the
+            ``mcp.version.<version>`` subprotocol, or ``None``.
     """
 
     request: HandshakeRequest
     subprotocol: str | None
-    principal: Any = None
+    principal: Any = field(default=None, repr=False)
+    protocol_version: str | None = None
 
     @property
     def headers(self) -> RequestHeaders:
@@ -139,7 +144,11 @@ async def decide(request: HandshakeRequest, policy: Policy) -> ConnectionInfo | 
         refused = await check_host_and_origin(policy.security, request)
         if refused is not None:
             return refused
-    subprotocol = SUBPROTOCOL if SUBPROTOCOL in request.subprotocols else None
+    try:
+        offer = parse_offer(request.subprotocols)
+    except ValueError as exc:  # e.g. mcp.auth.* without mcp; the message never holds the token
+        return Rejection(400, f"Bad Request: {exc}")
+    subprotocol = select_subprotocol(offer)  # "mcp" or None; never the token
     if subprotocol is None and policy.require_subprotocol:
         return Rejection(400, f"Bad Request: this server requires the WebSocket subprotocol {SUBPROTOCOL!r}")
     principal: Any = None
@@ -153,7 +162,9 @@ async def decide(request: HandshakeRequest, policy: Policy) -> ConnectionInfo | 
         except Exception:
             logger.exception("the authenticate hook failed for a request from %s", request.remote)
             return Rejection(500, "Internal Server Error: authentication failed")
-    return ConnectionInfo(request=request, subprotocol=subprotocol, principal=principal)
+    return ConnectionInfo(
+        request=request, subprotocol=subprotocol, principal=principal, protocol_version=offer.version
+    )
 
 
 # -- Host and Origin --------------------------------------------------------------------

@@ -26,11 +26,12 @@ from __future__ import annotations
 import logging
 import sys
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING, Final, Literal, cast
 
 import trio
 from mcp.shared.message import SessionMessage
 
+from ._channels import ReadChannel, WriteChannel
 from ._codec import encode
 from ._connection import (
     CLOSE_ABNORMAL,
@@ -60,11 +61,6 @@ __all__ = ["BinaryFrames", "ReadChannel", "WriteChannel", "exit_close_code", "op
 
 logger = logging.getLogger("trio_mcp_ws")
 
-ReadChannel = trio.MemoryReceiveChannel[SessionMessage | Exception]
-"""What a transport yields first: received messages, and errors as values."""
-
-WriteChannel = trio.MemorySendChannel[SessionMessage]
-"""What a transport yields second: messages to send."""
 
 BinaryFrames = Literal["accept", "reject"]
 """What to do with a binary message: decode it as UTF-8 JSON (``"accept"``, what mcp 1.30
@@ -91,7 +87,8 @@ def exit_close_code(exc: BaseException | None) -> int:
     if isinstance(exc, BaseExceptionGroup):
         # A body with a nursery of its own, cancelled: strict exception groups wrap the
         # Cancelled. Only cancellations (or Ctrl-C) inside still mean "going away".
-        _, rest = exc.split((trio.Cancelled, KeyboardInterrupt))
+        group = cast("BaseExceptionGroup[BaseException]", exc)
+        rest = group.split((trio.Cancelled, KeyboardInterrupt))[1]
         return CLOSE_GOING_AWAY if rest is None else CLOSE_INTERNAL_ERROR
     if isinstance(exc, (trio.Cancelled, KeyboardInterrupt)):
         return CLOSE_GOING_AWAY
@@ -262,7 +259,7 @@ async def open_pump(
         if limits.first_message_timeout is not None:
             nursery.start_soon(pump.first_message_watch, limits.first_message_timeout)
         try:
-            yield pump.read_recv, pump.write_send
+            yield cast("ReadChannel", pump.read_recv), cast("WriteChannel", pump.write_send)
         except BaseException as exc:
             await pump.shutdown(exit_close_code(exc))
             raise

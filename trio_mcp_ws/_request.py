@@ -15,6 +15,21 @@ __all__ = ["HandshakeRequest", "Rejection", "RequestHeaders", "handshake_request
 
 # Header values we never print: they carry credentials.
 _SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
+# A subprotocol that carries a bearer token (the SEP-1288 draft's browser authentication).
+_TOKEN_SUBPROTOCOL: Final = "mcp.auth."
+
+
+def _shown(name: str, value: str) -> str:
+    """A header value fit for a log: credentials replaced by ``<hidden>``."""
+    if name in _SECRET_HEADERS:
+        return "<hidden>"
+    if name == "sec-websocket-protocol":
+        return ", ".join(_shown_subprotocol(item.strip()) for item in value.split(","))
+    return value
+
+
+def _shown_subprotocol(name: str) -> str:
+    return _TOKEN_SUBPROTOCOL + "<hidden>" if name.startswith(_TOKEN_SUBPROTOCOL) else name
 
 
 class RequestHeaders(Mapping[str, str]):
@@ -59,9 +74,7 @@ class RequestHeaders(Mapping[str, str]):
         return self._items
 
     def __repr__(self) -> str:
-        shown = {
-            name: "<hidden>" if name in _SECRET_HEADERS else value for name, value in self._combined.items()
-        }
+        shown = {name: _shown(name, value) for name, value in self._combined.items()}
         return f"RequestHeaders({shown!r})"
 
 
@@ -73,7 +86,8 @@ class HandshakeRequest:
         path: The request path, as sent (still percent-encoded), without the query.
         query: The query string without the ``?`` (empty when there is none).
         headers: Every request header, including ``Host`` and ``Sec-WebSocket-Protocol``.
-        subprotocols: The subprotocols the client offered, in its order.
+        subprotocols: The subprotocols the client offered, in its order (the ``repr``
+            hides a ``mcp.auth.<token>`` one, as it hides credential headers).
         client: The client's ``(address, port)``, or ``None`` when unknown (e.g. it left).
         secure: Whether the connection is TLS (``wss://``).
     """
@@ -84,6 +98,13 @@ class HandshakeRequest:
     subprotocols: tuple[str, ...]
     client: tuple[str, int] | None
     secure: bool
+
+    def __repr__(self) -> str:
+        offered = tuple(_shown_subprotocol(name) for name in self.subprotocols)
+        return (
+            f"HandshakeRequest(path={self.path!r}, query={self.query!r}, headers={self.headers!r}, "
+            f"subprotocols={offered!r}, client={self.client!r}, secure={self.secure!r})"
+        )
 
     @property
     def remote(self) -> str:
