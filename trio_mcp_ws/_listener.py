@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 import trio
 
 from ._errors import HandshakeError
+from ._forwarded import TrustedProxies, real_client
 from ._logging import RateLimitedLog
 from ._options import (
     DEFAULT_CLOSE_TIMEOUT,
@@ -52,7 +53,7 @@ from ._wsconn import PendingHandshake, WsConnection, http_response, peer_address
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Generator
+    from collections.abc import Generator, Sequence
 
     from mcp.server.transport_security import TransportSecuritySettings
 
@@ -188,6 +189,7 @@ class _Server:
     handshake_timeout: float
     health_path: str | None
     binary_frames: BinaryFrames
+    trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
     pending: OrderedDict[int, trio.CancelScope] = field(default_factory=OrderedDict[int, trio.CancelScope])
     ids: itertools.count[int] = field(default_factory=itertools.count)
     stopping: bool = False
@@ -253,6 +255,7 @@ class _Server:
 
     async def _serve(self, pending: PendingHandshake, client: tuple[str, int] | None, remote: str) -> None:
         event = pending.request
+        client = real_client(client, event.extra_headers, self.trusted_proxies)
         handshake = handshake_request(
             host=event.host,
             target=event.target,
@@ -338,6 +341,7 @@ async def serve(
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
     health_path: str | None = None,
     reuse_port: bool = False,
+    trusted_proxies: Sequence[str] = (),
     handler_nursery: trio.Nursery | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
@@ -386,6 +390,10 @@ async def serve(
             ``200 ok`` while serving and ``503`` while shutting down, for load balancers.
         reuse_port: Set ``SO_REUSEPORT`` so several processes can serve one port (the
             kernel spreads connections over them). Linux and the BSDs only.
+        trusted_proxies: Addresses and CIDR ranges of reverse proxies whose
+            ``Forwarded`` / ``X-Forwarded-For`` header names the real client (for
+            `ConnectionInfo.client` and ``max_connections_per_client``); from anyone
+            else those headers are ignored. Empty (the default): trust no one.
         handler_nursery: Run connections in this nursery instead of serve's own; they
             then end with that nursery, not when `serve` is cancelled.
         task_status: For ``nursery.start``; receives the `ServerInfo`.
@@ -414,6 +422,7 @@ async def serve(
         raise ValueError(f"max_connections_per_client must be at least 1, not {max_connections_per_client!r}")
     if handshake_timeout <= 0:
         raise ValueError(f"handshake_timeout must be positive, not {handshake_timeout!r}")
+    proxies = TrustedProxies(trusted_proxies)
     if reuse_port and not hasattr(socket, "SO_REUSEPORT"):
         raise ValueError("reuse_port needs SO_REUSEPORT, which this platform does not have")
     limits = Limits(
@@ -445,6 +454,7 @@ async def serve(
         handshake_timeout=handshake_timeout,
         health_path=health_path,
         binary_frames=binary_frames,
+        trusted_proxies=proxies,
     )
     tcp_listeners = await _open_listeners(port, host, reuse_port=reuse_port)
     listeners: list[trio.abc.Listener[trio.abc.Stream]] = [

@@ -32,6 +32,7 @@ from ._sdk import lowlevel_server
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Sequence
     from types import TracebackType
 
     from mcp.server.lowlevel import Server
@@ -66,6 +67,7 @@ async def serve_mcp(
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
     health_path: str | None = None,
     reuse_port: bool = False,
+    trusted_proxies: Sequence[str] = (),
     handler_nursery: trio.Nursery | None = None,
     task_status: trio.TaskStatus[ServerInfo] = trio.TASK_STATUS_IGNORED,
 ) -> NoReturn:
@@ -111,6 +113,7 @@ async def serve_mcp(
         ping_timeout: As `serve`.
         health_path: As `serve`.
         reuse_port: As `serve`.
+        trusted_proxies: As `serve`.
         handler_nursery: As `serve`.
         task_status: As `serve`.
 
@@ -152,6 +155,7 @@ async def serve_mcp(
             ping_timeout=ping_timeout,
             health_path=health_path,
             reuse_port=reuse_port,
+            trusted_proxies=trusted_proxies,
             handler_nursery=handler_nursery,
             task_status=task_status,
         )
