@@ -22,8 +22,10 @@ def test_all_is_unique_and_complete() -> None:
     assert len(set(trio_mcp_ws.__all__)) == len(trio_mcp_ws.__all__)
     public = {
         name
-        for name, value in vars(trio_mcp_ws).items()
-        if not name.startswith("_") and name != "annotations" and not isinstance(value, types.ModuleType)
+        for name in dir(trio_mcp_ws)
+        if not name.startswith("_")
+        and name not in ("annotations", "TYPE_CHECKING", "Any")
+        and not isinstance(getattr(trio_mcp_ws, name), types.ModuleType)
     }
     assert public == set(trio_mcp_ws.__all__) - {"__version__"}
 
@@ -36,3 +38,22 @@ def test_testing_helpers_and_hypothesis_are_not_imported() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_server_side_is_imported_on_first_use() -> None:
+    """A client does not pay for the server modules, Starlette or trio-websocket."""
+    code = (
+        "import sys, trio_mcp_ws; "
+        "before = sorted(m for m in ('trio_websocket', 'trio_mcp_ws._listener') if m in sys.modules); "
+        "trio_mcp_ws.serve; trio_mcp_ws.websocket_server; "
+        "after = sorted(m for m in ('trio_websocket', 'trio_mcp_ws._listener') if m in sys.modules); "
+        "print(before, after)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[] ['trio_mcp_ws._listener', 'trio_websocket']"
+
+
+def test_the_pump_does_not_import_trio_websocket() -> None:
+    code = "import sys, trio_mcp_ws._pump; print('trio_websocket' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

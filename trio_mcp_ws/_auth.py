@@ -149,11 +149,13 @@ def bearer_auth(
 def request_token(request: HandshakeRequest) -> str | None:
     """The bearer token a handshake carries, from its header or its ``mcp.auth.*`` subprotocol.
 
-    None when there is none, when either place is malformed or ambiguous (two headers, two
-    ``mcp.auth.*``), or when both places carry different tokens: a client must not leave the
-    server to guess which one counts.
+    None when there is none, when either place is malformed or ambiguous (an
+    ``Authorization`` header that is not one bearer token, two ``mcp.auth.*``), or when both
+    places carry different tokens: a client must not leave the server to guess which counts.
     """
     header = _bearer_token(request.headers)
+    if header is None and request.headers.get_all("authorization"):
+        return None  # an Authorization header that is not one bearer token: never guess past it
     try:
         offered = parse_offer(request.subprotocols).token
     except ValueError:

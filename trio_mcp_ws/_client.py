@@ -33,6 +33,7 @@ from ._options import (
 from ._proxy import ProxySetting, open_tunnel, redact_proxy_url, resolve_proxy
 from ._pump import ReadChannel, WriteChannel, open_pump
 from ._subprotocol import offered_subprotocols
+from ._trio_only import require_trio
 from ._wsconn import WsConnection
 
 if TYPE_CHECKING:
@@ -150,6 +151,7 @@ async def websocket_client(
         are dropped (and logged) rather than failing the session. The body's own
         exception propagates as itself, never inside an ExceptionGroup.
     """
+    require_trio("websocket_client")
     target = _parse_url(url)
     extra_headers = _check_headers(headers)
     subprotocols = _offer(

@@ -27,6 +27,7 @@ from ._options import (
 from ._policy import Policy, decide, default_security, serving
 from ._pump import BinaryFrames, ReadChannel, WriteChannel, open_pump
 from ._request import HandshakeRequest, Rejection, handshake_request
+from ._trio_only import require_trio
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -111,6 +112,7 @@ async def websocket_server(
         As `websocket_client`: bad frames and abnormal closes arrive as exception values
         on the read channel, and the body's exception propagates as itself.
     """
+    require_trio("websocket_server")
     limits = Limits(
         max_message_size=max_message_size,
         close_timeout=close_timeout,

@@ -275,11 +275,6 @@ class StaticVerifier:
         return None
 
 
-@pytest.mark.xfail(
-    reason="bearer_auth reads only the Authorization header until the server wiring of mcp.auth.* "
-    "lands with the core redesign (issue 13)",
-    strict=True,
-)
 async def test_bearer_auth_accepts_the_subprotocol_token(devtools: DevTools, pages: PageServer) -> None:
     with trio.fail_after(TEST_TIMEOUT):
         async with serving(authenticate=bearer_auth(StaticVerifier())) as info:

@@ -22,6 +22,7 @@ from .._options import (
 )
 from .._pump import ReadChannel, WriteChannel, exit_close_code, open_pump
 from .._scope import background_nursery
+from .._trio_only import require_trio
 from .._wsconn import WsConnection, read_request
 from ._memory import DEFAULT_BUFFER_SIZE, bounded_stream_pair
 
@@ -244,6 +245,7 @@ async def open_transport_pair(
         closes arrive as values on the read channels. The block's own exception
         propagates as itself, never inside an ExceptionGroup.
     """
+    require_trio("open_transport_pair")
     limits = Limits(
         max_message_size=max_message_size,
         close_timeout=close_timeout,

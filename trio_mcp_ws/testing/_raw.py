@@ -30,6 +30,7 @@ from wsproto.events import (
 
 from .._options import DEFAULT_MAX_MESSAGE_SIZE, SUBPROTOCOL, Limits
 from .._scope import background_nursery
+from .._trio_only import require_trio
 from .._wsconn import WsConnection, read_request
 from ._memory import DEFAULT_BUFFER_SIZE, bounded_stream_pair
 from ._pair import Endpoint, Role, close_on_exit
@@ -342,6 +343,7 @@ async def open_raw_peer(
     Error handling:
         The block's own exception propagates as itself.
     """
+    require_trio("open_raw_peer")
     limits = Limits(
         max_message_size=max_message_size,
         close_timeout=close_timeout,
