@@ -166,12 +166,14 @@ class Endpoint:
 class TransportPair(NamedTuple):
     """A connected client and server, as yielded by `open_transport_pair`.
 
-    A named tuple, so both spellings work::
+    A named tuple, so both spellings work:
 
-        async with open_transport_pair() as pair:
-            await pair.client.write.send(message)
-        async with open_transport_pair() as (client, server):
-            ...
+    ```python
+    async with open_transport_pair() as pair:
+        await pair.client.write.send(message)
+    async with open_transport_pair() as (client, server):
+        ...
+    ```
     """
 
     client: Endpoint
@@ -204,19 +206,23 @@ async def open_transport_pair(
     Each end runs exactly what `websocket_client` runs (our WebSocket connection and pump,
     the opening handshake with the ``mcp`` subprotocol, close handshakes),
     over an in-memory connection whose buffers are bounded like a socket's, so
-    backpressure behaves as it does over TCP::
+    backpressure behaves as it does over TCP:
 
-        async with open_transport_pair() as pair:
-            await pair.client.write.send(SessionMessage(request))
-            received = await pair.server.read.receive()
+    ```python
+    async with open_transport_pair() as pair:
+        await pair.client.write.send(SessionMessage(request))
+        received = await pair.server.read.receive()
+    ```
 
     Each end is also a transport in its own right (see `Endpoint`), so the official SDK
-    can run on both::
+    can run on both:
 
-        async with open_transport_pair() as pair, trio.open_nursery() as nursery:
-            nursery.start_soon(serve_on, pair.server)   # async with endpoint as (r, w): ...
-            async with Client(pair.client) as client:
-                await client.list_tools()
+    ```python
+    async with open_transport_pair() as pair, trio.open_nursery() as nursery:
+        nursery.start_soon(serve_on, pair.server)   # async with endpoint as (r, w): ...
+        async with Client(pair.client) as client:
+            await client.list_tools()
+    ```
 
     Server-side policy (``Host``/``Origin`` checks, authentication, connection limits)
     is not involved; test it through the real server on a loopback socket.

@@ -311,13 +311,13 @@ async def open_raw_peer(
 ) -> AsyncGenerator[RawPeer, None]:
     r"""Connect one of our transports to a raw WebSocket peer, in memory.
 
-    ::
-
-        async with open_raw_peer() as peer:
-            await peer.send_text('{"jsonrpc": "2.0", "method": 1}')   # not a valid message
-            assert isinstance(await peer.endpoint.read.receive(), MessageDecodeError)
-            await peer.send_text(b'"\xff"')                             # invalid UTF-8
-            assert (await peer.wait_closed()).code == 1007
+    ```python
+    async with open_raw_peer() as peer:
+        await peer.send_text('{"jsonrpc": "2.0", "method": 1}')   # not a valid message
+        assert isinstance(await peer.endpoint.read.receive(), MessageDecodeError)
+        await peer.send_text(b'"\xff"')                             # invalid UTF-8
+        assert (await peer.wait_closed()).code == 1007
+    ```
 
     Args:
         raw_role: The role the raw peer plays: ``"server"`` (the default) puts our
