@@ -7,12 +7,16 @@ type-check with no cast, and the channels must keep their Trio types.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import trio
 from mcp import Client
-from mcp.shared.message import SessionMessage
 
 from trio_mcp_ws import ReadChannel, WriteChannel, websocket_client
 from trio_mcp_ws.testing import open_transport_pair
+
+if TYPE_CHECKING:
+    from mcp.shared.message import SessionMessage
 
 
 async def list_tools(url: str) -> list[str]:
