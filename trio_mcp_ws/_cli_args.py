@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, NoReturn
 
 from . import DEFAULT_MAX_MESSAGE_SIZE, __version__
 from ._cli_connect import run_connect
-from ._cli_serve import run_serve
 from ._cli_signals import EXIT_USAGE
+from ._cli_workers import run_serve_command
 from ._demo import run_demo_command
+from ._forwarded import TrustedProxies
+from ._proxy import parse_proxy_url
 from ._stdio import DEFAULT_GRACE
 
 if TYPE_CHECKING:
@@ -99,6 +101,22 @@ def _header(text: str) -> tuple[str, str]:
     return name, value
 
 
+def _trusted_proxy(text: str) -> str:
+    try:
+        TrustedProxies([text])
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
+def _proxy_url(text: str) -> str:
+    try:
+        parse_proxy_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The parser for ``trio-mcp-ws``; each sub-command sets ``run`` to its coroutine function."""
     parser = _Parser(prog=PROG, description="A Trio-native WebSocket transport for MCP.")
@@ -135,7 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "trio-mcp-ws serve --port 8000 -- python server.py"
             ),
         )
-    ).set_defaults(run=run_serve, command_name="serve")
+    ).set_defaults(run=run_serve_command, command_name="serve")
     _connect_options(
         commands.add_parser(
             "connect",
@@ -234,6 +252,30 @@ def _serve_options(serve: argparse.ArgumentParser) -> argparse.ArgumentParser:
         help="when stopping a child: wait this long after closing its stdin, then SIGTERM, "
         f"then this long again, then SIGKILL (default: {DEFAULT_GRACE:g})",
     )
+    serve.add_argument(
+        "--health",
+        type=_path,
+        metavar="PATH",
+        help="answer a plain HTTP GET of PATH with 200 'ok' while serving, 503 while shutting down "
+        "(for load balancers; no WebSocket upgrade)",
+    )
+    serve.add_argument(
+        "--trusted-proxy",
+        type=_trusted_proxy,
+        action="append",
+        default=[],
+        metavar="ADDR",
+        help="believe Forwarded / X-Forwarded-For from this proxy address or CIDR range, e.g. "
+        "127.0.0.1 or 10.0.0.0/8 (repeatable; default: from no one)",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_count,
+        metavar="N",
+        help="run N worker processes sharing the port (SO_REUSEPORT; Linux and the BSDs), "
+        "supervised: a crashed worker is restarted, signals reach every worker "
+        "(default: serve in this one process)",
+    )
     serve.add_argument("command", nargs=argparse.REMAINDER, help="the stdio server command, after --")
     return serve
 
@@ -253,6 +295,19 @@ def _connect_options(connect: argparse.ArgumentParser) -> argparse.ArgumentParse
         "--token", help="send 'Authorization: Bearer TOKEN' (visible in ps: prefer --token-env)"
     )
     connect.add_argument("--token-env", metavar="NAME", help="send the bearer token held in variable NAME")
+    proxy = connect.add_mutually_exclusive_group()
+    proxy.add_argument(
+        "--proxy",
+        type=_proxy_url,
+        metavar="URL",
+        help="connect through this proxy: http://, https://, socks4://, socks4a://, socks5:// or "
+        "socks5h:// (default: HTTPS_PROXY / HTTP_PROXY / ALL_PROXY and NO_PROXY, as curl does)",
+    )
+    proxy.add_argument(
+        "--no-proxy",
+        action="store_true",
+        help="connect directly, whatever the proxy variables say",
+    )
     connect.add_argument(
         "--cacert", metavar="FILE", help="trust the CA certificates in this PEM file for wss://"
     )

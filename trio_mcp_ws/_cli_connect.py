@@ -107,6 +107,7 @@ async def run_connect(args: argparse.Namespace) -> int:
                 connect_timeout=args.connect_timeout,
                 ping_interval=args.ping_interval or None,
                 max_message_size=args.max_message_size,
+                proxy=False if args.no_proxy else args.proxy,
             ) as (read, write):
                 cli_logger.debug("connected to %s", url)
                 bridge = _Bridge(read, write, stdout, linger=args.linger)

@@ -12,24 +12,25 @@ import hmac
 import os
 import shutil
 import ssl
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import TYPE_CHECKING
 
 import trio
 from mcp.server.transport_security import TransportSecuritySettings
 
-from . import AuthenticationError, serve
+from . import AuthenticationError, connection_info, serve
 from ._cli_log import cli_logger
 from ._cli_signals import EXIT_USAGE, CliError
 from ._stdio import ChildSpec, run_stdio_command
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
-    from . import Authenticate, HandshakeRequest, ServerInfo
+    from . import Authenticate, HandshakeRequest, ReadChannel, ServerInfo, WriteChannel
 
-__all__ = ["run_serve", "token_auth"]
+__all__ = ["Gateway", "listen_error", "prepare", "run_serve", "token_auth"]
 
 # The Host/Origin values a loopback bind accepts by default (what `serve` itself allows for
 # one); --allow-host/--allow-origin add to them.
@@ -37,38 +38,98 @@ _LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "[::1]")
 _LOOPBACK_BINDS = frozenset({"127.0.0.1", "localhost", "::1", "[::1]"})
 
 
-async def run_serve(args: argparse.Namespace) -> int:
-    """Run the gateway until SIGINT/SIGTERM; raise `CliError` for what stops it early."""
-    spec = child_spec(args)
-    authenticate = token_auth(load_tokens(args)) if _wants_tokens(args) else None
-    ssl_context = tls_context(args.tls_cert, args.tls_key)
-    security = security_settings(args.host, args.allow_host, args.allow_origin)
+@dataclass(frozen=True)
+class Gateway:
+    """Everything ``serve`` needs, built and checked from the arguments before listening."""
+
+    spec: ChildSpec
+    authenticate: Authenticate | None
+    ssl_context: ssl.SSLContext | None
+    security: TransportSecuritySettings | None
+
+
+def prepare(args: argparse.Namespace) -> Gateway:
+    """Check every option that can be wrong (one `CliError` line, exit 2) and build the gateway.
+
+    ``--workers`` runs this in the supervisor too, so a bad option stops it before any
+    worker starts.
+    """
+    if args.health is not None and args.health == args.path:
+        raise CliError(f"--health {args.health!r} must differ from --path", EXIT_USAGE)
+    return Gateway(
+        spec=child_spec(args),
+        authenticate=token_auth(load_tokens(args)) if _wants_tokens(args) else None,
+        ssl_context=tls_context(args.tls_cert, args.tls_key),
+        security=security_settings(args.host, args.allow_host, args.allow_origin),
+    )
+
+
+def listen_error(host: str, port: int, exc: OSError) -> CliError:
+    """The one line for an address we cannot listen on (``EADDRINUSE`` says what to do)."""
+    return CliError(
+        f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+        + ("; pick another --port, or stop what uses it" if exc.errno == errno.EADDRINUSE else "")
+    )
+
+
+async def run_serve(
+    args: argparse.Namespace,
+    *,
+    reuse_port: bool = False,
+    listening: Callable[[ServerInfo], None] | None = None,
+) -> int:
+    """Run the gateway until SIGINT/SIGTERM; raise `CliError` for what stops it early.
+
+    Args:
+        args: The parsed ``serve`` options.
+        reuse_port: Share the port with other processes (a ``--workers`` worker).
+        listening: Called once listening, instead of logging the "serving on" line (a
+            worker tells its supervisor, which prints that line once for all).
+    """
+    gateway = prepare(args)
+    spec = gateway.spec
     async with trio.open_nursery() as nursery:
         try:
             info: ServerInfo = await nursery.start(
                 partial(
                     serve,
-                    partial(run_stdio_command, spec),
+                    partial(run_child, spec),
                     args.host,
                     args.port,
                     path=args.path,
-                    ssl_context=ssl_context,
-                    security=security,
-                    authenticate=authenticate,
+                    ssl_context=gateway.ssl_context,
+                    security=gateway.security,
+                    authenticate=gateway.authenticate,
                     max_connections=args.max_connections,
                     max_message_size=args.max_message_size,
                     handshake_timeout=args.handshake_timeout,
                     ping_interval=args.ping_interval or None,
+                    health_path=args.health,
+                    reuse_port=reuse_port,
+                    trusted_proxies=args.trusted_proxy,
                 )
             )
         except OSError as exc:
-            raise CliError(
-                f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}"
-                + ("; pick another --port, or stop what uses it" if exc.errno == errno.EADDRINUSE else "")
-            ) from exc
-        auth = ", bearer token required" if authenticate else ""
-        cli_logger.info("serving on %s (one %r per connection%s)", info.url, " ".join(spec.argv), auth)
+            raise listen_error(args.host, args.port, exc) from exc
+        if listening is not None:
+            listening(info)
+        else:
+            auth = ", bearer token required" if gateway.authenticate else ""
+            cli_logger.info("serving on %s (one %r per connection%s)", info.url, " ".join(spec.argv), auth)
     return 0  # pragma: no cover - serve runs until cancelled
+
+
+async def run_child(spec: ChildSpec, read: ReadChannel, write: WriteChannel) -> None:
+    """Run ``spec`` for one connection, telling the child who connected.
+
+    As CGI and websocketd do, the child's environment gets ``REMOTE_ADDR`` and
+    ``REMOTE_PORT``: the client's address (behind a ``--trusted-proxy``, the one the proxy
+    names; its port is then 0 unless the proxy sent one).
+    """
+    client = connection_info().client
+    if client is not None:
+        spec = replace(spec, env={**spec.env, "REMOTE_ADDR": client[0], "REMOTE_PORT": str(client[1])})
+    await run_stdio_command(spec, read, write)
 
 
 def child_spec(args: argparse.Namespace) -> ChildSpec:
