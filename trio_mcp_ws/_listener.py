@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Final, NoReturn
 
 import trio
 
+from ._deflate import Compression, Deflate, resolve_compression
 from ._errors import HandshakeError
 from ._forwarded import TrustedProxies, real_client
 from ._logging import RateLimitedLog
@@ -190,6 +191,7 @@ class _Server:
     health_path: str | None
     binary_frames: BinaryFrames
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
+    compression: Deflate | None = None
     pending: OrderedDict[int, trio.CancelScope] = field(default_factory=OrderedDict[int, trio.CancelScope])
     ids: itertools.count[int] = field(default_factory=itertools.count)
     stopping: bool = False
@@ -299,7 +301,7 @@ class _Server:
         conn: WsConnection | None = None
         with trio.move_on_after(self.handshake_timeout):
             try:
-                conn = await pending.accept(subprotocol=info.subprotocol)
+                conn = await pending.accept(subprotocol=info.subprotocol, compression=self.compression)
             except HandshakeError:
                 pass
         if conn is None:
@@ -331,6 +333,7 @@ async def serve(
     authenticate: Authenticate | None = None,
     require_subprotocol: bool = False,
     binary_frames: BinaryFrames = "accept",
+    compression: Compression = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_connections_per_client: int | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -373,6 +376,9 @@ async def serve(
         require_subprotocol: Refuse (400) clients that do not offer ``mcp``.
         binary_frames: ``"accept"`` binary messages holding UTF-8 JSON (mcp 1.30 peers
             send them), or ``"reject"`` them by closing with 1003 (the SEP-1288 draft).
+        compression: ``"deflate"`` or a `Deflate` to accept clients' permessage-deflate
+            offers; ``None``, the default, accepts none (see the compression guide).
+            ``max_message_size`` bounds the decompressed size.
         max_connections: Connections open at once; beyond it handshakes get 503.
         max_connections_per_client: Connections one client address may hold open;
             beyond it its handshakes get 503. ``None``: no per-address cap (behind a
@@ -455,6 +461,7 @@ async def serve(
         health_path=health_path,
         binary_frames=binary_frames,
         trusted_proxies=proxies,
+        compression=resolve_compression(compression),
     )
     tcp_listeners = await _open_listeners(port, host, reuse_port=reuse_port)
     listeners: list[trio.abc.Listener[trio.abc.Stream]] = [

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._auth import Authenticate
+    from ._deflate import Compression
     from ._pump import BinaryFrames, ReadChannel, WriteChannel
 
 __all__ = ["serve_mcp"]
@@ -57,6 +58,7 @@ async def serve_mcp(
     authenticate: Authenticate | None = None,
     require_subprotocol: bool = False,
     binary_frames: BinaryFrames = "accept",
+    compression: Compression = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_connections_per_client: int | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
@@ -103,6 +105,7 @@ async def serve_mcp(
         authenticate: As `serve`.
         require_subprotocol: As `serve`.
         binary_frames: As `serve`.
+        compression: As `serve`.
         max_connections: As `serve`.
         max_connections_per_client: As `serve`.
         max_message_size: As `serve`.
@@ -145,6 +148,7 @@ async def serve_mcp(
             authenticate=authenticate,
             require_subprotocol=require_subprotocol,
             binary_frames=binary_frames,
+            compression=compression,
             max_connections=max_connections,
             max_connections_per_client=max_connections_per_client,
             max_message_size=max_message_size,

@@ -56,11 +56,13 @@ from ._connection import (
     ConnectionGone,
     Sink,
 )
+from ._deflate import DeflateExtension
 from ._errors import HandshakeError, HandshakeRejectedError
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
+    from ._deflate import Deflate
     from ._options import Limits
 
 __all__ = [
@@ -143,8 +145,12 @@ class WsConnection:
         subprotocols: Sequence[str],
         extra_headers: Sequence[tuple[bytes, bytes]],
         limits: Limits,
+        compression: Deflate | None = None,
     ) -> WsConnection:
         """Run the client side of the opening handshake over ``stream``.
+
+        With ``compression``, permessage-deflate is offered; a server that does not accept
+        it gets an uncompressed connection.
 
         Raises:
             HandshakeRejectedError: The server answered with an HTTP error.
@@ -152,8 +158,15 @@ class WsConnection:
                 is not a WebSocket upgrade; reported as soon as it happens.
         """
         proto = WSConnection(ConnectionType.CLIENT)
+        offered = (
+            [DeflateExtension(compression, max_message_size=limits.max_message_size)] if compression else []
+        )
         request = Request(
-            host=host, target=resource, subprotocols=list(subprotocols), extra_headers=list(extra_headers)
+            host=host,
+            target=resource,
+            subprotocols=list(subprotocols),
+            extensions=list(offered),
+            extra_headers=list(extra_headers),
         )
         await _send_all(stream, proto.send(request), "sending the opening handshake")
         rejection: RejectConnection | None = None
@@ -410,14 +423,30 @@ class PendingHandshake:
         self._proto = proto
 
     async def accept(
-        self, *, subprotocol: str | None, extra_headers: Sequence[tuple[bytes, bytes]] = ()
+        self,
+        *,
+        subprotocol: str | None,
+        extra_headers: Sequence[tuple[bytes, bytes]] = (),
+        compression: Deflate | None = None,
     ) -> WsConnection:
         """Send the 101 upgrade and return the open connection.
+
+        With ``compression``, the client's first valid permessage-deflate offer (if any) is
+        accepted; invalid offers are declined, never refused.
 
         Raises:
             HandshakeError: The client left before the answer could be sent.
         """
-        data = self._proto.send(AcceptConnection(subprotocol=subprotocol, extra_headers=list(extra_headers)))
+        deflate = None
+        if compression is not None:
+            deflate = DeflateExtension(compression, max_message_size=self.limits.max_message_size)
+        data = self._proto.send(
+            AcceptConnection(
+                subprotocol=subprotocol,
+                extensions=[deflate] if deflate is not None else [],
+                extra_headers=list(extra_headers),
+            )
+        )
         await _send_all(self.stream, data, "accepting the handshake")
         return WsConnection(
             self.stream,

@@ -18,7 +18,7 @@ import trio
 
 from tests.autobahn._echo import LIMITS, MAX_MESSAGE_SIZE, echo
 from tests.autobahn.cases import AGENT
-from trio_mcp_ws import HandshakeError
+from trio_mcp_ws import Deflate, HandshakeError
 from trio_mcp_ws._wsconn import WsConnection
 
 __all__ = ["CASE_TIMEOUT", "MAX_MESSAGE_SIZE", "connect", "main", "run_all"]
@@ -28,8 +28,10 @@ CASE_TIMEOUT: Final = 120.0
 The slowest case (9.4.1, 4 MiB in 64-byte frames) takes a few seconds."""
 
 
-async def connect(host: str, port: int, resource: str) -> WsConnection:
+async def connect(host: str, port: int, resource: str, *, compression: Deflate | None = None) -> WsConnection:
     """Open a TCP connection and run our client handshake for ``resource``.
+
+    With ``compression``, permessage-deflate is offered (cases 12 and 13 accept it).
 
     Raises:
         HandshakeError: The server refused or broke the handshake.
@@ -38,7 +40,13 @@ async def connect(host: str, port: int, resource: str) -> WsConnection:
     stream = await trio.open_tcp_stream(host, port)
     try:
         return await WsConnection.connect(
-            stream, host=f"{host}:{port}", resource=resource, subprotocols=[], extra_headers=[], limits=LIMITS
+            stream,
+            host=f"{host}:{port}",
+            resource=resource,
+            subprotocols=[],
+            extra_headers=[],
+            limits=LIMITS,
+            compression=compression,
         )
     except BaseException:
         await trio.aclose_forcefully(stream)
@@ -56,13 +64,16 @@ async def _read_all(conn: WsConnection) -> list[str | bytes]:
     return messages
 
 
-async def run_all(base: str, agent: str = AGENT, *, direct: bool = False) -> int:
+async def run_all(
+    base: str, agent: str = AGENT, *, direct: bool = False, compression: Deflate | None = None
+) -> int:
     """Run every case the fuzzing server at ``base`` (``ws://host:port``) offers, then report.
 
     Args:
         base: The fuzzing server's URL.
         agent: The name the cases are recorded under.
         direct: Echo from inside the reader's sink instead of a writer task (`echo`).
+        compression: Offer permessage-deflate with these settings in every case.
 
     Returns:
         How many cases were run.
@@ -80,7 +91,8 @@ async def run_all(base: str, agent: str = AGENT, *, direct: bool = False) -> int
     for case in range(1, count + 1):
         with trio.move_on_after(CASE_TIMEOUT) as timeout:
             try:
-                await echo(await connect(host, port, f"/runCase?case={case}&agent={agent}"), direct=direct)
+                resource = f"/runCase?case={case}&agent={agent}"
+                await echo(await connect(host, port, resource, compression=compression), direct=direct)
             except HandshakeError as exc:
                 # The suite records the case as failed; the other cases still run.
                 print(f"case {case}: handshake failed: {exc}", file=sys.stderr, flush=True)
@@ -97,8 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("url", help="the fuzzing server, e.g. ws://127.0.0.1:9001")
     parser.add_argument("--agent", default=AGENT)
     parser.add_argument("--direct-echo", action="store_true", help="echo from inside the reader's sink")
+    parser.add_argument("--compression", action="store_true", help="offer permessage-deflate (Deflate())")
     args = parser.parse_args(argv)
-    count = trio.run(partial(run_all, args.url.rstrip("/"), args.agent, direct=args.direct_echo))
+    compression = Deflate() if args.compression else None
+    count = trio.run(
+        partial(run_all, args.url.rstrip("/"), args.agent, direct=args.direct_echo, compression=compression)
+    )
     print(f"ran {count} cases as {args.agent}", flush=True)
 
 

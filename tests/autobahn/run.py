@@ -208,7 +208,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             run = run_server_role if role == "server" else run_client_role
-            result = run(wstest, echo_flags=["--direct-echo"] if args.direct_echo else [])
+            # --compression: cases 12 and 13 need permessage-deflate; the others negotiate none.
+            flags = ["--compression", *(["--direct-echo"] if args.direct_echo else [])]
+            result = run(wstest, echo_flags=flags)
         except (ReportError, subprocess.CalledProcessError, subprocess.TimeoutExpired) as exc:
             failures.append(f"our {role}: {exc}")
             continue
