@@ -96,10 +96,12 @@ class Hypercorn:
 
 @asynccontextmanager
 async def hypercorn_process(app: str, *extra: str, worker: str = "trio") -> AsyncGenerator[Hypercorn, None]:
+    """Run Hypercorn on ``app``: a name in this module, or ``"module:name"``; stop it by pid at exit."""
+    target = app if ":" in app else f"tests.test_asgi_process:{app}"
     argv = [sys.executable, "-m", "hypercorn", "-k", worker, "--bind", "127.0.0.1:0", *extra]
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1"}
     process = await trio.lowlevel.open_process(
-        [*argv, f"tests.test_asgi_process:{app}"],
+        [*argv, target],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
