@@ -28,6 +28,7 @@ import binascii
 import http
 import logging
 import os
+import re
 from typing import TYPE_CHECKING, Final, NoReturn
 
 import h11
@@ -58,6 +59,7 @@ from ._connection import (
 )
 from ._deflate import DeflateExtension
 from ._errors import HandshakeError, HandshakeRejectedError
+from ._frames import FAST, NEED_MORE, build_text_frames, decode_text, scan
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -92,13 +94,21 @@ MAX_REJECTION_BODY: Final = 64 * 1024
 # A control frame's payload is at most 125 bytes; a close frame's reason gets 123 of them.
 _MAX_CLOSE_REASON: Final = 123
 
+# Where an HTTP head ends, as h11 finds it (it accepts bare LF line endings too).
+_HEAD_END: Final = re.compile(rb"\n\r?\n")
+
 
 class WsConnection:
     """One open WebSocket connection: a `MessageConnection` over a Trio stream.
 
     Create it with `connect` (client) or `read_request` then `PendingHandshake.accept`
-    (server); either leaves the opening handshake done and wsproto holding whatever
-    arrived after it, which `run_reader` delivers first.
+    (server); either leaves the opening handshake done, with whatever arrived after it in
+    ``leftover``, which `run_reader` delivers first.
+
+    Incoming complete unfragmented text frames are parsed by `_frames` (the fast path),
+    everything else by wsproto, which is fed whole frames only while the fast path is on;
+    outgoing text frames are built by `_frames` too. Both step aside for good when an
+    extension was negotiated (``extensions``): then wsproto handles every frame.
     """
 
     def __init__(
@@ -110,6 +120,8 @@ class WsConnection:
         subprotocol: str | None,
         client: bool,
         resource: str,
+        leftover: bytes = b"",
+        extensions: Sequence[object] = (),
     ) -> None:
         self.stream = stream
         self.limits = limits
@@ -128,6 +140,11 @@ class WsConnection:
         self._parts: list[str | bytes] = []
         self._size = 0
         self._frames = 0
+        # The fast path's state (see `_frames` for why it keeps wsproto consistent).
+        self._fast = not extensions
+        self._rx = bytearray(leftover)  # received bytes not parsed yet, from a frame boundary
+        self._owed = 0  # bytes of the frame being handed to wsproto still to hand over
+        self._fragmented = False  # a fragmented message is in progress (wsproto's to parse)
 
     def __repr__(self) -> str:
         role = "client" if self.client else "server"
@@ -171,11 +188,27 @@ class WsConnection:
         await _send_all(stream, proto.send(request), "sending the opening handshake")
         rejection: RejectConnection | None = None
         body = bytearray()
+        # Feed wsproto the response head only, up to each place it may end: frames the server
+        # sent right after its 101 stay here, so wsproto's frame buffer starts out empty.
+        tail = b""  # the last bytes fed, where a head end may have begun
+        pending = b""
         while True:
             for event in proto.events():
                 if isinstance(event, AcceptConnection):
+                    if event.extensions and pending:
+                        # With an extension on, wsproto parses every frame: it gets what
+                        # followed the 101 now, before any later read.
+                        proto.receive_data(pending)
+                        pending = b""
                     return cls(
-                        stream, proto, limits, subprotocol=event.subprotocol, client=True, resource=resource
+                        stream,
+                        proto,
+                        limits,
+                        subprotocol=event.subprotocol,
+                        client=True,
+                        resource=resource,
+                        leftover=pending,
+                        extensions=event.extensions,
                     )
                 if isinstance(event, RejectConnection):
                     rejection = event
@@ -185,11 +218,22 @@ class WsConnection:
                     body += event.data[: MAX_REJECTION_BODY - len(body)]
                     if event.body_finished:
                         raise HandshakeRejectedError(rejection.status_code, rejection.headers, bytes(body))
-            data = await _receive(stream, limits.receive_buffer_size)
+            if pending:
+                data, pending = pending, b""
+            else:
+                data = await _receive(stream, limits.receive_buffer_size)
             if not data:
                 if rejection is not None:  # a body delimited by the connection's end
                     raise HandshakeRejectedError(rejection.status_code, rejection.headers, bytes(body))
                 raise HandshakeError("the server closed the connection during the opening handshake")
+            if rejection is None:
+                joined = tail + data
+                for end in _HEAD_END.finditer(joined):
+                    if end.end() > len(tail):  # the first place past what wsproto already has
+                        cut = end.end() - len(tail)
+                        data, pending = data[:cut], data[cut:]
+                        break
+                tail = (tail + data)[-3:]
             try:
                 proto.receive_data(data)
             except (RemoteProtocolError, LocalProtocolError, h11.ProtocolError) as exc:
@@ -228,7 +272,16 @@ class WsConnection:
         Raises:
             ConnectionGone: The connection is closing or closed.
         """
-        await self._send_events([TextMessage(data=text) for text in texts])
+        if not self._fast:
+            await self._send_events([TextMessage(data=text) for text in texts])
+            return
+        await self._acquire_send_lock()
+        try:
+            if self._aborted or self._proto.state is not ConnectionState.OPEN:
+                raise ConnectionGone
+            await self._write(build_text_frames(texts, mask=self.client))
+        finally:
+            self._send_lock.release()
 
     async def send_bytes(self, data: bytes) -> None:
         """Send one binary message (the transport itself only sends text; tools may not).
@@ -283,13 +336,27 @@ class WsConnection:
 
     # -- sending -----------------------------------------------------------------------
 
+    async def _acquire_send_lock(self) -> None:
+        """Take the send lock, without a checkpoint when it is free.
+
+        The write that follows checkpoints anyway; FIFO order is kept, as `acquire_nowait`
+        refuses while others wait.
+        """
+        try:
+            self._send_lock.acquire_nowait()
+        except trio.WouldBlock:
+            await self._send_lock.acquire()
+
     async def _send_events(self, events: Sequence[Event]) -> None:
-        async with self._send_lock:
+        await self._acquire_send_lock()
+        try:
             proto = self._proto
             if self._aborted or proto.state is not ConnectionState.OPEN:
                 raise ConnectionGone
             data = b"".join([proto.send(event) for event in events])
             await self._write(data)
+        finally:
+            self._send_lock.release()
 
     async def _write(self, data: bytes) -> None:
         """Write under the send lock (held by the caller); a dead stream means the peer is gone."""
@@ -319,10 +386,10 @@ class WsConnection:
 
     async def _read_loop(self, sink: Sink) -> None:
         proto = self._proto
+        data = b""
         while True:
-            for event in proto.events():
-                if not await self._on_event(event, sink):
-                    return
+            if not await self._parse(data, sink):
+                return
             if self._aborted:
                 return
             data = b""
@@ -334,8 +401,73 @@ class WsConnection:
             if not data:
                 return  # EOF: over, cleanly if the close handshake was done (abort records 1006)
             if proto.state is ConnectionState.CLOSED:
-                continue  # the close handshake is done; only the peer's TCP close is awaited
-            proto.receive_data(data)
+                data = b""  # the close handshake is done; only the peer's TCP close is awaited
+
+    async def _parse(self, data: bytes, sink: Sink) -> bool:
+        """Act on ``data`` (after what is left of earlier reads); False when the reader should stop.
+
+        Frame by frame, in order: a complete unfragmented text frame is decoded here and
+        handed to ``sink``; any other frame is fed to wsproto whole (or up to its end, if it
+        has not fully arrived) and its events acted on. Once the fast path is off (an
+        extension, a close started) everything goes to wsproto as it comes.
+        """
+        proto = self._proto
+        if not self._fast:
+            if data:
+                proto.receive_data(data)
+            return await self._drain(sink)
+        buf: bytes | bytearray = data
+        if self._rx:
+            self._rx += data
+            buf, self._rx = self._rx, bytearray()
+        pos, size = 0, len(buf)
+        masked = not self.client
+        max_size = self.limits.max_message_size
+        try:
+            while pos < size:
+                if self._owed:
+                    take = min(self._owed, size - pos)
+                    self._owed -= take
+                    proto.receive_data(bytes(buf[pos : pos + take]))
+                    pos += take
+                    if not await self._drain(sink):
+                        return False
+                    continue
+                if self._local_close is not None or proto.state is not ConnectionState.OPEN:
+                    self._fast = False  # for good: from here on wsproto gets every byte
+                    proto.receive_data(bytes(buf[pos:]))
+                    pos = size
+                    return await self._drain(sink)
+                kind, start, end = scan(buf, pos, masked=masked, max_size=max_size)
+                if kind == NEED_MORE:
+                    break
+                if kind == FAST and not self._fragmented:
+                    text = decode_text(buf, start, end, masked=masked)
+                    if text is not None:
+                        pos = end
+                        await sink(text)
+                        continue
+                    # Not UTF-8: wsproto parses the frame and reports it (1007).
+                # wsproto's frame: track fragmentation from its header, then hand it over.
+                opcode = buf[pos] & 0x0F
+                if opcode in (0x1, 0x2) or (opcode == 0x0 and self._fragmented):
+                    self._fragmented = not buf[pos] & 0x80
+                self._owed = end - pos
+        finally:
+            if pos < size:  # a partial frame: keep it for the next read, copying only if cheap
+                if isinstance(buf, bytearray):
+                    del buf[:pos]
+                    self._rx = buf
+                else:
+                    self._rx = bytearray(buf[pos:])
+        return True
+
+    async def _drain(self, sink: Sink) -> bool:
+        """Act on every event wsproto has; False when the reader should stop."""
+        for event in self._proto.events():
+            if not await self._on_event(event, sink):
+                return False
+        return True
 
     async def _on_event(self, event: Event, sink: Sink) -> bool:
         """Act on one wsproto event; False when the reader should stop."""
@@ -455,6 +587,7 @@ class PendingHandshake:
             subprotocol=subprotocol,
             client=False,
             resource=self.request.target,
+            extensions=[deflate] if deflate is not None and deflate.enabled() else (),
         )
 
     async def reject(self, status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes) -> None:
