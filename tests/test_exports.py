@@ -6,6 +6,7 @@ import subprocess
 import sys
 import types
 import typing
+from pathlib import Path
 
 import trio_mcp_ws
 
@@ -57,3 +58,13 @@ def test_the_pump_does_not_import_trio_websocket() -> None:
     code = "import sys, trio_mcp_ws._pump; print('trio_websocket' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_every_public_name_is_in_the_api_reference() -> None:
+    api = (Path(__file__).parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    missing = [
+        name
+        for name in trio_mcp_ws.__all__
+        if name != "__version__" and f"::: trio_mcp_ws.{name}\n" not in api
+    ]
+    assert missing == []
