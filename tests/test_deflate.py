@@ -530,3 +530,33 @@ async def test_bad_use_of_the_extension_closes_with_a_clear_code(
             await stream.aclose()
             nursery.cancel_scope.cancel()
     assert recorder.close_code() == code, recorder.items
+
+
+async def test_an_offered_client_no_context_takeover_does_not_bind_the_client() -> None:
+    """We do not answer client_no_context_takeover, so the client may keep its context."""
+    body = '{"jsonrpc":"2.0","method":"x","params":{"data":"' + "same words again " * 20 + '"}}'
+    compressor = zlib.compressobj(6, zlib.DEFLATED, -15)
+    frames = [
+        client_frame(
+            OP_TEXT,
+            (compressor.compress(body.encode()) + compressor.flush(zlib.Z_SYNC_FLUSH))[:-4],
+            rsv1=True,
+        )
+        for _ in range(2)
+    ]
+    assert len(frames[1]) < len(frames[0]) / 2  # the second message refers back to the first
+    recorder = Recorder()
+    with trio.fail_after(10):
+        async with trio.open_nursery() as nursery:
+            info = await start_server(nursery, recorder, compression="deflate")
+            stream, status, headers = await raw_client(
+                info.port, "permessage-deflate; client_no_context_takeover"
+            )
+            assert status == 101
+            assert headers["sec-websocket-extensions"] == "permessage-deflate"
+            for data in [*frames, client_frame(OP_CLOSE, CLOSE_1000)]:
+                await stream.send_all(data)
+            await recorder.ended.wait()
+            await stream.aclose()
+            nursery.cancel_scope.cancel()
+    assert [type(item) for item in recorder.items] == [SessionMessage, SessionMessage]

@@ -265,7 +265,9 @@ class DeflateExtension(Extension):
                 return None
             self.send_window_bits = min(self.settings.window_bits, bits)
             response.append(f"server_max_window_bits={self.send_window_bits}")
-        self.receive_no_context_takeover = "client_no_context_takeover" in params
+        # An offered client_no_context_takeover binds the client only if we answer with it;
+        # we do not (the client keeps its context, which compresses its messages better), so
+        # our inflater keeps its context too.
         self._enabled = True
         return "; ".join(response)
 
