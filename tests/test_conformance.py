@@ -25,11 +25,14 @@ from trio_mcp_ws.testing import Endpoint, RawPeer, check_transport, open_raw_pee
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
 
-    from trio_mcp_ws import ReadChannel, WriteChannel
     from trio_mcp_ws.testing._check import PairFactory, TransportLike
 
 Role = Literal["client", "server"]
-Channels = tuple["ReadChannel", "WriteChannel"]
+# What the deliberately broken transports below yield: plain Trio channels (check_transport
+# takes anything with the channels' behaviour, not only our transports' channel types).
+Channels = tuple[
+    "trio.MemoryReceiveChannel[SessionMessage | Exception]", "trio.MemorySendChannel[SessionMessage]"
+]
 
 LIMIT = 60  # seconds for a whole check_transport run
 

@@ -32,9 +32,10 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 from mcp.shared.message import SessionMessage
 
-from tests.test_pump_properties import ANY_FRAMES, Frame, jsonrpc_messages
+from tests.test_pump_properties import ANY_FRAMES, Frame
 from trio_mcp_ws import ConnectionClosedError, MessageDecodeError, decode, encode
 from trio_mcp_ws._offload import INLINE_LIMIT
+from trio_mcp_ws.strategies import jsonrpc_messages
 from trio_mcp_ws.testing import open_raw_peer
 
 if TYPE_CHECKING:
