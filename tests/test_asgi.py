@@ -652,3 +652,46 @@ def test_options_checked_when_the_app_is_made() -> None:
         mcp_app(make_server(), max_message_size=0)
     with pytest.raises(TypeError):
         mcp_app(cast("Any", object()))
+
+
+# -- Quart-Trio: a dispatcher in front of the Quart app -----------------------------------
+
+
+def quart_trio_app() -> Any:
+    """Quart routes WebSockets to its own handlers, so `mcp_app` goes in front of it."""
+    from quart_trio import QuartTrio
+
+    quart = QuartTrio(__name__)
+    mcp = mcp_app(make_server())
+
+    @quart.route("/hello")
+    async def hello() -> str:
+        return "hello from quart"
+
+    # No lifespan wiring: Quart's lifespan does not reach mcp_app, so each connection enters
+    # the MCP server's lifespan itself (a server without one, as here, loses nothing).
+
+    # Any: Quart types the ASGI events as TypedDicts, Starlette (and we) as mappings.
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket" and scope["path"] == "/mcp":
+            await mcp(scope, receive, send)
+        else:
+            await quart(scope, receive, send)
+
+    return app
+
+
+async def test_quart_trio_beside_mcp_app() -> None:
+    with trio.fail_after(20):
+        async with hypercorn(quart_trio_app()) as port:
+            async with Client(as_transport(websocket_client(ws_url(port))), mode="legacy") as client:
+                result = await client.call_tool("add", {"a": 1, "b": 2})
+                assert result.structured_content == {"result": 3}
+            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            async with stream:
+                await stream.send_all(b"GET /hello HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+                response = b""
+                # Read up to the body (Quart keeps the connection open: no EOF to wait for).
+                while not response.endswith(b"hello from quart"):
+                    response += await stream.receive_some(65536)
+    assert response.startswith(b"HTTP/1.1 200 ")
