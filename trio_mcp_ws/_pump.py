@@ -146,14 +146,28 @@ class _Pump:
             await self._deliver(SessionMessage(result))
 
     async def _deliver(self, item: SessionMessage | Exception) -> None:
+        # With room in the channel (the usual case) hand it over without a checkpoint: the
+        # driver's next read checkpoints anyway, and a full channel still blocks below.
+        try:
+            self.read_send.send_nowait(item)
+        except trio.WouldBlock:
+            pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._dropped(item)
+            return
+        else:
+            return
         self.stalled = True
         try:
             await self.read_send.send(item)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
-            # The consumer stopped reading; what still arrives is dropped, not an error.
-            logger.debug("%r: read channel closed, dropping %s", self.conn, type(item).__name__)
+            self._dropped(item)
         finally:
             self.stalled = False
+
+    def _dropped(self, item: SessionMessage | Exception) -> None:
+        # The consumer stopped reading; what still arrives is dropped, not an error.
+        logger.debug("%r: read channel closed, dropping %s", self.conn, type(item).__name__)
 
     async def writer(self) -> None:
         """Send what the write channel holds; keep draining (and dropping) after a close.
@@ -168,7 +182,17 @@ class _Pump:
         with self.writer_scope:
             try:
                 async with self.write_recv:
-                    async for message in self.write_recv:
+                    while True:
+                        # No checkpoint when a message is already waiting: the write checkpoints.
+                        try:
+                            message = self.write_recv.receive_nowait()
+                        except trio.WouldBlock:
+                            try:
+                                message = await self.write_recv.receive()
+                            except trio.EndOfChannel:
+                                break
+                        except trio.EndOfChannel:
+                            break
                         batch = self._take_burst(message)
                         if conn.close_record is not None:
                             _dropped_log.record(len(batch))
