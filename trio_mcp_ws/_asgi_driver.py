@@ -142,7 +142,7 @@ async def accept(send: Send, subprotocol: str | None) -> None:
 async def reject(scope: Scope, send: Send, rejection: Rejection) -> None:
     """Refuse the handshake: a real HTTP response where the server allows it, else close 1008.
 
-    With the ``websocket.http.response`` extension (Hypercorn, Uvicorn, Daphne) the client
+    With the ``websocket.http.response`` extension (Hypercorn, Uvicorn) the client
     gets the status, headers and body a `serve` client would. Without it the only refusal
     ASGI has is ``websocket.close`` before ``websocket.accept``, which servers answer with
     a bare 403; its code (1008) and reason reach the client only on servers that accept
