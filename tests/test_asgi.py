@@ -695,3 +695,26 @@ async def test_quart_trio_beside_mcp_app() -> None:
                 while not response.endswith(b"hello from quart"):
                     response += await stream.receive_some(65536)
     assert response.startswith(b"HTTP/1.1 200 ")
+
+
+# -- the public surface ----------------------------------------------------------------------
+
+
+def test_asgi_is_not_imported_by_default_and_its_names_are_documented() -> None:
+    import subprocess
+    import sys
+    import typing
+    from pathlib import Path
+
+    import trio_mcp_ws.asgi
+
+    code = "import sys, trio_mcp_ws; print('trio_mcp_ws.asgi' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    api = (Path(__file__).parent.parent / "docs" / "api.md").read_text(encoding="utf-8")
+    for name in trio_mcp_ws.asgi.__all__:
+        obj = getattr(trio_mcp_ws.asgi, name)
+        if typing.get_origin(obj) is not None:
+            continue  # the ASGI type aliases (Scope, Receive, Send, Message) are Starlette's spelling
+        assert (obj.__doc__ or "").strip(), f"{name} has no docstring"
+        assert f"::: trio_mcp_ws.asgi.{name}\n" in api, f"{name} is not in docs/api.md"
