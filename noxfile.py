@@ -9,6 +9,7 @@ Sessions:
     interop    the interoperability suite against real peers (mcp 1.30, the TypeScript SDK)
     browser    a real headless Chromium against serve_mcp (Debian's chromium package)
     autobahn   the Autobahn WebSocket conformance suite, both roles (needs Python 2.7)
+    deploy     ``serve --workers 4`` behind a real nginx (Debian's nginx package)
     bench      the benchmark suite (``-- --smoke`` for the few-seconds check)
 """
 
@@ -144,6 +145,17 @@ def browser(session: nox.Session) -> None:
     session.run(
         "pytest", "-m", "browser", "tests/browser", *session.posargs, env={"TRIO_MCP_WS_BROWSER_REQUIRE": "1"}
     )
+
+
+@nox.session(python="3.11")
+def deploy(session: nox.Session) -> None:
+    """Run ``trio-mcp-ws serve --workers 4`` behind a real nginx, with docs/deploy.md's configuration.
+
+    Needs nginx on the PATH (or in /usr/sbin): without it the tests skip, except on CI (CI
+    set), where they fail.
+    """
+    _install_test_deps(session)
+    session.run("pytest", "-m", "deploy", "tests/deploy", *session.posargs)
 
 
 @nox.session(python="3.11")
