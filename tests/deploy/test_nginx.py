@@ -281,3 +281,24 @@ async def raw_websocket(deploy: Deployment) -> AsyncGenerator[RawClient, None]:
         event = await client.next_event()
         assert isinstance(event, AcceptConnection), event
         yield client
+
+
+@pytest.mark.parametrize(("ping_interval", "survives"), [("0.3", True), ("0", False)])
+async def test_our_keepalive_pings_keep_a_quiet_session_open_through_proxy_read_timeout(
+    tmp_path: Path, ping_interval: str, survives: bool
+) -> None:
+    with trio.fail_after(120):
+        async with deployment(
+            tmp_path, "--ping-interval", ping_interval, workers=1, read_timeout="1s"
+        ) as deploy:
+            outcome = Outcome()
+            async with deploy.client() as client:
+                await call_whoami(client, 1)
+                # Quiet for longer than nginx's proxy_read_timeout: the idle time is what is
+                # under test here, not a synchronisation.
+                await trio.sleep(2.5)
+                try:
+                    await call_whoami(client, 2)
+                except Exception as exc:  # the session's connection is gone
+                    outcome.error = exc
+    assert (outcome.error is None) is survives, repr(outcome.error)
