@@ -2,8 +2,8 @@
 
 Shared by every driver (our own connection, trio-websocket's adopted one, ASGI), which is
 what makes client and server, and every way of serving, behave the same. It knows only the
-`MessageConnection` interface (``_connection.py``): no driver, URL or HTTP. Three tasks run
-for the life of the ``async with``:
+`MessageConnection` interface (``_connection.py``): no driver, URL or HTTP. Two tasks run
+for the life of the ``async with``, and timers share one task per Trio run:
 
 - the *reader* runs the driver's reader with `_Pump.sink` as its sink: each complete
   message is decoded (a very large one in a worker thread, see `_offload`) and put on the
@@ -13,6 +13,10 @@ for the life of the ``async with``:
 - the *keepalive* pings the peer every ``ping_interval`` and declares it dead after
   ``ping_timeout`` without a pong, unless the sink is blocked on the consumer (then the
   driver is not reading, so no pong can arrive: the consumer is slow, not the peer).
+  Between pings it is only an entry in `_Timers` (one task for every connection of the
+  run, like the first-message deadline); a ping runs as a short task in the pump's
+  nursery. A sleeping task per connection for each cost about 5 KiB of every idle
+  connection.
 
 Nothing accepted by ``write.send`` is dropped on a clean exit: the write channel is
 closed, the writer flushes what it holds, and only then does the close handshake start,
@@ -23,7 +27,10 @@ timeout.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import math
 import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final, Literal, cast
@@ -53,7 +60,7 @@ if sys.version_info < (3, 11):  # pragma: no cover - exercised by the 3.10 CI jo
     from exceptiongroup import BaseExceptionGroup
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncGenerator
+    from collections.abc import AsyncGenerator, Awaitable, Callable
 
     from ._options import Limits
 
@@ -78,6 +85,104 @@ WRITE_BURST: Final = WRITE_BUFFER + 1
 # Writes dropped after the peer left are logged at WARNING at most this often per process
 # (a remote peer must not be able to flood the logs); the rest go to DEBUG and are counted.
 _dropped_log = RateLimitedLog(logger, "dropped outgoing messages on connections already closed")
+
+
+class _Timer:
+    """One pending call of `_Timers`; `cancel` drops the callback (and what it holds) at once."""
+
+    __slots__ = ("callback", "owner")
+
+    def __init__(self, owner: _Timers, callback: Callable[[], None]) -> None:
+        self.owner = owner
+        self.callback: Callable[[], None] | None = callback
+
+    def cancel(self) -> None:
+        if self.callback is not None:
+            self.callback = None
+            self.owner.forget()
+
+
+class _Timers:
+    """Deadlines of every pump in a Trio run, fired by one system task.
+
+    Callbacks are synchronous and must not raise (a failure is logged); anything that
+    awaits is started by the callback in its pump's own nursery, so it ends with the pump.
+    A cancelled timer stays in the heap, without its callback, until its deadline, until
+    cancelled ones are half the heap (then it is rebuilt), or until no timer is left: then
+    the heap is emptied and the task ends (it starts again on the next `at`), so no task
+    outlives the last connection.
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, _Timer]] = []
+        self._order = itertools.count()
+        self._sleep = trio.CancelScope()
+        self._live = 0  # timers neither fired nor cancelled
+        self._dead = 0  # cancelled timers still in the heap
+        self._running = False
+
+    def at(self, deadline: float, callback: Callable[[], None]) -> _Timer:
+        """Call ``callback()`` at ``deadline`` (Trio's clock), unless cancelled first."""
+        timer = _Timer(self, callback)
+        heapq.heappush(self._heap, (deadline, next(self._order), timer))
+        self._live += 1
+        if not self._running:
+            self._running = True
+            self._sleep = trio.CancelScope(deadline=deadline)
+            trio.lowlevel.spawn_system_task(self._run, name="trio_mcp_ws timers")
+        else:
+            self._sleep.deadline = min(self._sleep.deadline, deadline)  # wake earlier if due first
+        return timer
+
+    def forget(self) -> None:
+        """A timer was cancelled; wake the task to end it if that was the last one."""
+        self._live -= 1
+        self._dead += 1
+        if not self._live:
+            self._sleep.cancel()
+        elif self._dead > 64 and self._dead * 2 > len(self._heap):
+            self._heap[:] = [entry for entry in self._heap if entry[2].callback is not None]
+            heapq.heapify(self._heap)
+            self._dead = 0
+
+    async def _run(self) -> None:
+        heap = self._heap
+        try:
+            while self._live:
+                now = trio.current_time()
+                while heap and heap[0][0] <= now:
+                    timer = heapq.heappop(heap)[2]
+                    callback, timer.callback = timer.callback, None
+                    if callback is None:
+                        self._dead -= 1
+                        continue
+                    self._live -= 1
+                    try:
+                        callback()
+                    except Exception:  # a bug must not end every connection's timers
+                        logger.exception("internal error in a timer")
+                if not self._live:
+                    break
+                with self._sleep:
+                    await trio.sleep_forever()
+                self._sleep = trio.CancelScope(deadline=heap[0][0] if heap else math.inf)
+        finally:
+            heap.clear()
+            self._dead = 0
+            self._running = False
+
+
+_TIMERS: Final = trio.lowlevel.RunVar[_Timers]("trio_mcp_ws.timers")
+
+
+def _timers() -> _Timers:
+    """This Trio run's `_Timers`."""
+    try:
+        return _TIMERS.get()
+    except LookupError:
+        timers = _Timers()
+        _TIMERS.set(timers)
+        return timers
 
 
 def exit_close_code(exc: BaseException | None) -> int:
@@ -109,7 +214,9 @@ class _Pump:
         self.stalled = False
         """True while the sink waits for the consumer to take a message (backpressure)."""
         self.received = 0
-        self.first_message = trio.Event()
+        self.ended = False
+        self.nursery: trio.Nursery | None = None
+        self._timers: list[_Timer] = []
 
     def consumer_is_slow(self) -> bool:
         """Whether the sink is blocked on the consumer now (then no pong can be read either)."""
@@ -133,7 +240,6 @@ class _Pump:
     async def sink(self, frame: str | bytes) -> None:
         """Decode one complete message and put it on the read channel; the driver awaits it."""
         self.received += 1
-        self.first_message.set()
         if isinstance(frame, bytes) and self.binary_frames == "reject":
             await self.conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted; send text")
             return
@@ -214,32 +320,72 @@ class _Pump:
                 break
         return batch
 
-    async def keepalive(self, interval: float, pong_timeout: float) -> None:
-        conn = self.conn
-        while conn.close_record is None:
-            await trio.sleep(interval)
-            if self.consumer_is_slow() or conn.close_record is not None:
-                continue  # the consumer is slow, not the peer: we are receiving data
-            received = self.received
-            with trio.move_on_after(pong_timeout) as scope:
-                try:
-                    await conn.ping()
-                except ConnectionGone:
-                    return
-            if scope.cancelled_caught and not self.consumer_is_slow() and self.received == received:
-                logger.info("%r: no pong within %ss, closing", conn, pong_timeout)
-                with trio.move_on_after(pong_timeout):
-                    await conn.close(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
-                await conn.abort()
-                return
+    def start_timers(self, nursery: trio.Nursery) -> None:
+        """Arm the keepalive and the first-message deadline; their tasks go in ``nursery``."""
+        self.nursery = nursery
+        limits = self.limits
+        if limits.ping_interval is not None and self.conn.can_ping:
+            self._keepalive_after(limits.ping_interval)
+        if limits.first_message_timeout is not None:
+            seconds = limits.first_message_timeout
+            self._at(trio.current_time() + seconds, lambda: self._first_message_due(seconds))
 
-    async def first_message_watch(self, seconds: float) -> None:
-        """Close with 1008 if no message arrives within ``seconds`` (an idle squatter)."""
-        with trio.move_on_after(seconds):
-            await self.first_message.wait()
+    def stop_timers(self) -> None:
+        """Disarm every timer; from now on none starts a task."""
+        self.ended = True
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+
+    def _at(self, deadline: float, callback: Callable[[], None]) -> None:
+        self._timers = [timer for timer in self._timers if timer.callback is not None]
+        self._timers.append(_timers().at(deadline, callback))
+
+    def _spawn(self, task: Callable[[], Awaitable[None]]) -> None:
+        if self.ended or self.nursery is None:
             return
-        logger.debug("%r: no message within %ss, closing", self.conn, seconds)
-        await self.conn.close(CLOSE_POLICY_VIOLATION, f"no message within {seconds:g}s")
+        self.nursery.start_soon(task)
+
+    def _keepalive_after(self, interval: float) -> None:
+        def due() -> None:
+            if self.ended or self.conn.close_record is not None:
+                return
+            if self.consumer_is_slow():
+                self._keepalive_after(interval)  # the consumer is slow, not the peer
+            else:
+                self._spawn(self._ping_once)
+
+        self._at(trio.current_time() + interval, due)
+
+    async def _ping_once(self) -> None:
+        """One keepalive ping: the next is armed after its pong, or the peer is declared dead."""
+        conn, pong_timeout = self.conn, self.limits.ping_timeout
+        received = self.received
+        with trio.move_on_after(pong_timeout) as scope:
+            try:
+                await conn.ping()
+            except ConnectionGone:
+                return
+        if scope.cancelled_caught and not self.consumer_is_slow() and self.received == received:
+            logger.info("%r: no pong within %ss, closing", conn, pong_timeout)
+            with trio.move_on_after(pong_timeout):
+                await conn.close(CLOSE_INTERNAL_ERROR, "keepalive ping timeout")
+            await conn.abort()
+            return
+        interval = self.limits.ping_interval
+        if interval is not None and not self.ended and conn.close_record is None:
+            self._keepalive_after(interval)
+
+    def _first_message_due(self, seconds: float) -> None:
+        """Close with 1008 if no message arrived within ``seconds`` (an idle squatter)."""
+        if self.received or self.ended or self.conn.close_record is not None:
+            return
+
+        async def close() -> None:
+            logger.debug("%r: no message within %ss, closing", self.conn, seconds)
+            await self.conn.close(CLOSE_POLICY_VIOLATION, f"no message within {seconds:g}s")
+
+        self._spawn(close)
 
     async def shutdown(self, code: int) -> None:
         """Flush accepted messages, then close the connection; all within close_timeout."""
@@ -278,10 +424,7 @@ async def open_pump(
     async with background_nursery() as nursery:
         nursery.start_soon(pump.reader)
         nursery.start_soon(pump.writer)
-        if limits.ping_interval is not None and conn.can_ping:
-            nursery.start_soon(pump.keepalive, limits.ping_interval, limits.ping_timeout)
-        if limits.first_message_timeout is not None:
-            nursery.start_soon(pump.first_message_watch, limits.first_message_timeout)
+        pump.start_timers(nursery)
         try:
             yield cast("ReadChannel", pump.read_recv), cast("WriteChannel", pump.write_send)
         except BaseException as exc:
@@ -289,3 +432,5 @@ async def open_pump(
             raise
         else:
             await pump.shutdown(CLOSE_NORMAL)
+        finally:
+            pump.stop_timers()
