@@ -130,6 +130,11 @@ def markdown(s: Summary) -> str:
             if sdk
             else []
         ),
+        *(
+            [f"- Our masker: {masker}."]
+            if (masker := (s.info.get("ours:echo") or s.info.get("ours:calls") or {}).get("masker"))
+            else []
+        ),
         f"- Medians of {s.repeats} interleaved repeat(s); client and server in two processes on 127.0.0.1; "
         f"{m.get('duration', '?')}, load average {m.get('load', '?')} before and "
         f"{m.get('load after', '?')} after; {m.get('date', '')}, git {m.get('git', '?')}.",

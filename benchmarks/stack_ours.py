@@ -82,6 +82,13 @@ def _codec_us(text: str) -> dict[str, float]:
     return {"codec": (time.perf_counter() - start) / n * 1e6}
 
 
+def _masker() -> str:
+    """Which masker our transport runs with (the ``speedups`` extra installs the C one)."""
+    from trio_mcp_ws._mask import ACCELERATED
+
+    return "C (websockets.speedups)" if ACCELERATED else "pure Python"
+
+
 def stack(name: str) -> _driver.Stack[Any]:
     """The client stack ``ours`` or ``ours-legacy``."""
     mode: ConnectMode = {"ours": "auto", "ours-legacy": "legacy"}[name]
@@ -102,7 +109,7 @@ def stack(name: str) -> _driver.Stack[Any]:
         prepare=lambda text: SessionMessage(trio_mcp_ws.decode(text)),
         connect=_connect,
         session=session,
-        info={"trio_mcp_ws": trio_mcp_ws.__version__},
+        info={"trio_mcp_ws": trio_mcp_ws.__version__, "masker": _masker()},
         measure=_codec_us,
     )
 
