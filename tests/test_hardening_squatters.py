@@ -159,3 +159,18 @@ async def test_max_connections_per_client_answers_503_and_frees_on_close() -> No
             assert info.connections == 0
             async with websocket_client(info.url), websocket_client(info.url):
                 assert info.connections == 2
+
+
+async def test_a_squatter_that_ignores_the_close_frame_loses_its_slot() -> None:
+    """The 1008 close is bounded by close_timeout like any other: then TCP is closed."""
+    with trio.fail_after(30):
+        async with running(max_connections=1, first_message_timeout=0.05, close_timeout=0.2) as info:
+            stream = await trio.open_tcp_stream("127.0.0.1", info.port)
+            async with stream:
+                await stream.send_all(upgrade_request(info.port))
+                received = await wait_closed(stream)  # never answering the close frame
+            assert received.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+            assert received.endswith(b"\x88\x19\x03\xf0no message within 0.05s")
+            await trio.testing.wait_all_tasks_blocked()
+            assert info.connections == 0
+            await round_trip(info.url)

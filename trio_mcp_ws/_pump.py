@@ -384,6 +384,10 @@ class _Pump:
         async def close() -> None:
             logger.debug("%r: no message within %ss, closing", self.conn, seconds)
             await self.conn.close(CLOSE_POLICY_VIOLATION, f"no message within {seconds:g}s")
+            # A squatter that never answers the close frame must not keep its slot either.
+            with trio.move_on_after(self.limits.close_timeout):
+                await self.reader_done.wait()
+            await self.conn.abort()
 
         self._spawn(close)
 
