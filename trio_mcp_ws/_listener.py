@@ -112,7 +112,8 @@ class _Slots:
         self.per_client = per_client
         self.active = 0
         self.by_client: dict[str, int] = {}
-        self.full = False
+        # A peer can fill and free the last slot any number of times: summarise, never a line each.
+        self.refused = RateLimitedLog(logger, f"handshakes answered 503: max_connections ({limit}) reached")
 
     @contextmanager
     def reserve(self, client: str | None) -> Generator[None, None, None]:
@@ -122,9 +123,7 @@ class _Slots:
             _NoSlot: None is free.
         """
         if self.active >= self.limit:
-            if not self.full:
-                self.full = True
-                logger.warning("max_connections (%d) reached; answering 503", self.limit)
+            self.refused.record()
             raise _NoSlot
         used = self.by_client.get(client, 0) if client is not None else 0
         if self.per_client is not None and used >= self.per_client:
@@ -142,9 +141,6 @@ class _Slots:
                     self.by_client[client] = left
                 else:
                     del self.by_client[client]
-            if self.full and self.active < self.limit:
-                self.full = False
-                logger.info("below max_connections (%d) again", self.limit)
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,19 @@ _ORIGIN: Final = re.compile(
 
 _current: contextvars.ContextVar[ConnectionInfo] = contextvars.ContextVar("trio_mcp_ws.connection")
 
+# The SDK's middleware logs a WARNING for every bad Host or Origin, so any remote peer could
+# flood the logs through it. While our own check runs those records are dropped (the listener
+# logs each refusal at INFO); the SDK's HTTP apps in the same process keep theirs.
+_checking: contextvars.ContextVar[bool] = contextvars.ContextVar("trio_mcp_ws.checking_host", default=False)
+
+
+class _QuietWhileChecking(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not _checking.get()
+
+
+logging.getLogger("mcp.server.transport_security").addFilter(_QuietWhileChecking())
+
 
 @dataclass(frozen=True)
 class Policy:
@@ -248,7 +261,11 @@ async def check_host_and_origin(
         "query_string": request.query.encode("latin-1", "replace"),
         "headers": headers,
     }
-    response = await TransportSecurityMiddleware(settings).validate_request(Request(scope), is_post=False)
+    token = _checking.set(True)
+    try:
+        response = await TransportSecurityMiddleware(settings).validate_request(Request(scope), is_post=False)
+    finally:
+        _checking.reset(token)
     if response is None:
         return None
     body = bytes(response.body).decode("utf-8", "replace")
