@@ -136,6 +136,7 @@ class WsConnection:
         self._remote_close: CloseRecord | None = None
         self._aborted = False
         self._deadline = float("inf")
+        self._read_scope: trio.CancelScope | None = None
         self._pings: dict[bytes, trio.Event] = {}
         self._parts: list[str | bytes] = []
         self._size = 0
@@ -314,6 +315,8 @@ class WsConnection:
             return
         self._local_close = CloseRecord(code, reason or None)
         self._deadline = trio.current_time() + self.limits.close_timeout
+        if self._read_scope is not None:  # the reader waits in a receive with the old deadline
+            self._read_scope.deadline = self._deadline
         logger.debug("%r: closing with %d (%s)", self, code, reason)
         reason_bytes = reason.encode("utf-8")[:_MAX_CLOSE_REASON].decode("utf-8", "ignore")
         with trio.move_on_after(self.limits.close_timeout):
@@ -394,7 +397,9 @@ class WsConnection:
                 return
             data = b""
             with trio.move_on_at(self._deadline) as timeout:
+                self._read_scope = timeout  # close() from another task moves its deadline
                 data = await _receive(self.stream, self.limits.receive_buffer_size)
+            self._read_scope = None
             if timeout.cancelled_caught:
                 logger.debug("%r: the peer did not finish the close within close_timeout", self)
                 return
@@ -505,6 +510,10 @@ class WsConnection:
                 if too_many
                 else f"message exceeds the limit of {limits.max_message_size} bytes",
             )
+            if not self.client:
+                # Fail the connection (RFC 6455 section 7.1.7): read no more of what may be a
+                # flood; the client has our 1009 and learns nothing more from the rest.
+                await self.abort()
             return
         self._parts.append(data if isinstance(data, str) else bytes(data))
         if not event.message_finished:
