@@ -24,6 +24,7 @@ import trio.testing
 from mcp import Client
 from mcp.server.mcpserver import MCPServer
 
+import trio_mcp_ws._listener as listener
 from tests._sdk import as_transport
 from tests.test_server_helpers import (
     echo,
@@ -36,12 +37,21 @@ from tests.test_server_helpers import (
     wait_closed,
 )
 from trio_mcp_ws import ConnectionClosedError, HandshakeRejectedError, serve, serve_mcp, websocket_client
-from trio_mcp_ws._listener import MAX_PENDING_HANDSHAKES
 
 if TYPE_CHECKING:
     from trio_mcp_ws import ServerInfo
 
 # Far beyond every fail_after here: a client that waited for a stalled one to time out fails.
+# The pending-handshake bound these tests run with: small, so a test opens hundreds of
+# sockets rather than thousands (the production bound is sized by the open-files limit).
+PENDING = 256
+
+
+@pytest.fixture(autouse=True)
+def _small_pending_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listener, "MAX_PENDING_HANDSHAKES", PENDING)
+
+
 NEVER = 3600.0
 
 
@@ -68,8 +78,7 @@ async def test_the_oldest_pending_handshake_is_evicted_for_a_new_one() -> None:
     with trio.fail_after(30):
         async with running(handshake_timeout=NEVER) as info, AsyncExitStack() as stack:
             stalled = [
-                await stack.enter_async_context(await half_handshake(info.port))
-                for _ in range(MAX_PENDING_HANDSHAKES)
+                await stack.enter_async_context(await half_handshake(info.port)) for _ in range(PENDING)
             ]
             await trio.testing.wait_all_tasks_blocked(0.05)
             assert dropped(stalled) == []
@@ -80,7 +89,7 @@ async def test_the_oldest_pending_handshake_is_evicted_for_a_new_one() -> None:
 
 
 async def test_a_real_client_gets_in_past_more_stalled_handshakes_than_the_bound() -> None:
-    stalled_count = MAX_PENDING_HANDSHAKES + 200
+    stalled_count = PENDING + 200
     with trio.fail_after(60):
         async with running(handshake_timeout=NEVER) as info, AsyncExitStack() as stack:
             for _ in range(stalled_count):
@@ -102,7 +111,7 @@ async def test_an_mcp_client_calls_a_tool_past_stalled_handshakes() -> None:
             info: ServerInfo = await nursery.start(
                 partial(serve_mcp, server, "127.0.0.1", 0, handshake_timeout=NEVER)
             )
-            for _ in range(MAX_PENDING_HANDSHAKES * 2):
+            for _ in range(PENDING * 2):
                 await stack.enter_async_context(await half_handshake(info.port))
             async with Client(as_transport(websocket_client(info.url))) as client:
                 result = await client.call_tool("add", {"a": 2, "b": 3})

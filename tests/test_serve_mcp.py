@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from contextlib import asynccontextmanager
 from functools import partial
@@ -16,6 +17,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.shared.exceptions import MCPError
 
 from tests._sdk import as_transport
+from tests.test_server_helpers import raw_client
 from trio_mcp_ws import (
     AuthenticationError,
     ConnectionInfo,
@@ -235,3 +237,21 @@ async def test_200_concurrent_official_clients() -> None:
             elapsed = time.perf_counter() - start
     print(f"{clients} clients x {calls} calls in {elapsed:.1f} s")  # shown with -s
     assert results == {n: [n + i * 1000 for i in range(calls)] for n in range(clients)}
+
+
+async def test_cancel_serve_mcp_right_after_accepting() -> None:
+    """Cancelled just after connections were accepted, the SDK's streams are all closed.
+
+    The SDK awaits ``read_stream.aclose()`` in ``finally`` blocks with synchronous cleanup
+    after it; an ``aclose`` that raised Cancelled there skipped the cleanup, and the leaked
+    anyio streams warned when collected (warnings are errors in this suite).
+    """
+    server = MCPServer("leak")
+    with trio.fail_after(20):
+        for _ in range(20):
+            async with trio.open_nursery() as nursery:
+                info = await nursery.start(partial(serve_mcp, server, "127.0.0.1", 0))
+                async with raw_client(info.port):
+                    pass  # handshake done; close at once
+                nursery.cancel_scope.cancel()
+            gc.collect()

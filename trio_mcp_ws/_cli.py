@@ -28,4 +28,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # --help, --version (0) or a usage error (2), already printed
         return exc.code if isinstance(exc.code, int) else 2
     setup_logging(args.verbose, args.log_format)
+    _raise_open_files_limit()
     return run_command(f"{PROG} {args.command_name}", partial(args.run, args))
+
+
+def _raise_open_files_limit() -> None:
+    """Raise this process's soft open-files limit to its hard one.
+
+    A gateway holds a socket per client and per pending handshake; the common soft limit of
+    1024 would cap how many stalled handshakes `serve` can read at once (and so how well it
+    sheds a slowloris crowd). The library leaves process limits alone; the CLI owns them.
+    """
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 65536)
+        if soft != resource.RLIM_INFINITY and soft < target:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX, or not allowed
+        pass

@@ -10,11 +10,11 @@ handler's exception ends the whole server) and gives every connection its own ta
 4. run ``handler(read, write)`` over the pump. An exception from it closes that connection
    with 1011 and is logged with the client's address; nothing else notices.
 
-Pending handshakes are cheap and bounded: at most `MAX_PENDING_HANDSHAKES` are read at
-once, and when another connection arrives beyond that the *oldest* pending one is dropped
-to make room (as nginx sheds slow clients), so clients that never finish their request
-cannot lock real ones out: a real client sends its request at once and is done long before
-it could become the oldest.
+Pending handshakes are cheap and bounded: at most `MAX_PENDING_HANDSHAKES` (fewer under a
+low open-files limit) are read at once, and when another connection arrives beyond that
+the *oldest* pending one is dropped to make room (as nginx sheds slow clients), so clients
+that never finish their request cannot lock real ones out: a real client sends its request
+at once and is done long before it could become the oldest.
 
 Cancelling `serve` closes every live connection with 1001 within ``close_timeout``, with a
 complete close handshake (the pump's reader is shielded and outlives the handler).
@@ -50,6 +50,7 @@ from ._policy import ConnectionInfo, Policy, decide, default_security, serving
 from ._pump import BinaryFrames, ReadChannel, WriteChannel, open_pump
 from ._request import Rejection, handshake_request
 from ._scope import background_nursery
+from ._trio_only import require_trio
 from ._wsconn import PendingHandshake, WsConnection, http_response, peer_address, read_request
 
 if TYPE_CHECKING:
@@ -79,9 +80,17 @@ DEFAULT_MAX_CONNECTIONS: Final = 512
 """Default limit on open connections: with `MAX_PENDING_HANDSHAKES` more being read, the
 server stays under the common 1024 open-files limit."""
 
-MAX_PENDING_HANDSHAKES: Final = 256
-"""Handshakes read at once; one more evicts the oldest. Each costs a task, a socket and at
-most one 64 KiB receive plus a 16 KiB request head, for at most ``handshake_timeout``."""
+MAX_PENDING_HANDSHAKES: Final = 4096
+"""Most handshakes read at once; one more evicts the oldest. Each costs a task, a socket and
+about 12 KiB (measured: `benchmarks/case_slowloris.py`), for at most ``handshake_timeout``, so
+the bound costs under 50 MiB. It must exceed what an attacker can hold open: connections
+beyond it wait in the kernel's listen backlog, and a real client waits behind them there.
+`serve` lowers it to fit the process's open-files limit (`pending_limit`)."""
+
+# File descriptors kept free for everything else the process opens (logs, listeners, files).
+_SPARE_FDS: Final = 64
+# Never fewer pending handshakes than this, however low the open-files limit.
+_MIN_PENDING: Final = 16
 
 DEFAULT_HANDSHAKE_TIMEOUT: Final = 10.0
 """Seconds for a client to send its request and get our answer (policy and
@@ -186,6 +195,7 @@ class _Server:
     handshake_timeout: float
     health_path: str | None
     binary_frames: BinaryFrames
+    pending_limit: int
     trusted_proxies: TrustedProxies = field(default_factory=TrustedProxies)
     compression: Deflate | None = None
     pending: OrderedDict[int, trio.CancelScope] = field(default_factory=OrderedDict[int, trio.CancelScope])
@@ -208,7 +218,7 @@ class _Server:
                     )
                     await trio.sleep(_ACCEPT_RETRY_DELAY)
                     continue
-                if len(self.pending) >= MAX_PENDING_HANDSHAKES:
+                if len(self.pending) >= self.pending_limit:
                     _, oldest = self.pending.popitem(last=False)
                     oldest.cancel()
                     _evictions.record()
@@ -414,6 +424,7 @@ async def serve(
         answered (400/404/421/403/401/426/431/503) or dropped; none reaches the accept
         loop, and none is logged above DEBUG except in rate-limited summaries.
     """
+    require_trio("serve")
     if not path.startswith("/"):
         raise ValueError(f"path must start with '/', not {path!r}")
     if health_path is not None and (not health_path.startswith("/") or health_path == path):
@@ -458,6 +469,7 @@ async def serve(
         binary_frames=binary_frames,
         trusted_proxies=proxies,
         compression=resolve_compression(compression),
+        pending_limit=pending_limit(max_connections),
     )
     tcp_listeners = await _open_listeners(port, host, reuse_port=reuse_port)
     listeners: list[trio.abc.Listener[trio.abc.Stream]] = [
@@ -485,6 +497,23 @@ async def serve(
         with trio.CancelScope(shield=True):
             for listener in listeners:
                 await trio.aclose_forcefully(listener)
+
+
+def pending_limit(max_connections: int) -> int:
+    """`MAX_PENDING_HANDSHAKES`, or fewer when the open-files limit could not hold them.
+
+    With the common soft limit of 1024 and 512 connections that is 448; raise the limit
+    (``ulimit -n``; the CLI raises its soft limit to the hard one) to read more at once.
+    """
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - not POSIX
+        return _MIN_PENDING * 16
+    if soft == resource.RLIM_INFINITY:
+        return MAX_PENDING_HANDSHAKES
+    return max(_MIN_PENDING, min(MAX_PENDING_HANDSHAKES, soft - max_connections - _SPARE_FDS))
 
 
 async def _open_listeners(port: int, host: str, *, reuse_port: bool) -> list[trio.SocketListener]:

@@ -29,6 +29,7 @@ from ._options import (
 )
 from ._policy import ConnectionInfo, connection_info
 from ._sdk import lowlevel_server
+from ._trio_only import require_trio
 
 if TYPE_CHECKING:
     import ssl
@@ -125,6 +126,7 @@ async def serve_mcp(
         ValueError: As `serve`.
         OSError: As `serve`.
     """
+    require_trio("serve_mcp")
     lowlevel = lowlevel_server(server)
 
     async with lowlevel.lifespan(lowlevel) as lifespan_state:
@@ -133,7 +135,7 @@ async def serve_mcp(
             await serve_dual_era_loop(
                 lowlevel,
                 StampedReader(read, connection_info()),
-                write,  # pyright: ignore[reportArgumentType] - anyio's parameter names; same protocol
+                write,
                 lifespan_state=lifespan_state,
                 init_options=lowlevel.create_initialization_options(),
             )
@@ -187,8 +189,15 @@ class StampedReader:
         return self._stamp(await self._channel.receive())
 
     async def aclose(self) -> None:
-        """Close the channel under it."""
-        await self._channel.aclose()
+        """Close the channel under it, without raising Cancelled.
+
+        The SDK awaits this in ``finally`` blocks with synchronous cleanup after it
+        (``mcp.server.runner._replay_from_opening_request``). anyio's ``aclose`` never
+        raises Cancelled; Trio's checkpoints, so under cancellation the SDK would skip that
+        cleanup and leak its anyio streams. Close, then a shielded checkpoint.
+        """
+        self._channel.close()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
     def __aiter__(self) -> Self:
         return self
