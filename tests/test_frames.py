@@ -11,6 +11,7 @@ fast path and wsproto taking turns; a frame sent with the server's 101 is not lo
 from __future__ import annotations
 
 import json
+import logging
 import struct
 from functools import partial
 from typing import TYPE_CHECKING, Literal
@@ -349,3 +350,18 @@ async def test_a_frame_sent_with_the_101_is_delivered() -> None:
                 assert isinstance(item, SessionMessage)
                 assert item.message == decode(message)
                 nursery.cancel_scope.cancel()
+
+
+@pytest.mark.parametrize("raw_role", ["server", "client"])
+async def test_bytes_after_the_close_handshake_are_dropped(
+    raw_role: Role, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A close frame and more frames in one read: once the handshake is done the rest is
+    # dropped (wsproto refuses data after CLOSED), never an internal error in the reader.
+    masked = raw_role == "client"
+    close = frame(struct.pack("!H", 1000), opcode=8, masked=masked)
+    with trio.fail_after(10):
+        async with open_raw_peer(raw_role=raw_role, close_timeout=0.5) as peer:
+            await peer.send_bytes(close + frame(_message(1).encode(), masked=masked) * 3)
+            assert [item async for item in peer.endpoint.read] == []
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -430,6 +430,9 @@ class WsConnection:
         max_size = self.limits.max_message_size
         try:
             while pos < size:
+                if proto.state is ConnectionState.CLOSED:
+                    pos = size  # the close handshake is done: what follows is dropped, as wsproto would
+                    break
                 if self._owed:
                     take = min(self._owed, size - pos)
                     self._owed -= take
