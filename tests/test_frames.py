@@ -327,8 +327,9 @@ async def test_size_limit_on_the_fast_path_is_in_bytes(raw_role: Role) -> None:
             assert closed.code == 1009
 
 
-async def test_a_frame_sent_with_the_101_is_delivered() -> None:
-    """A server may send its first frame in the same segment as its 101 (real sockets)."""
+@pytest.mark.parametrize("chunk", [0, 1, 7])
+async def test_a_frame_sent_with_the_101_is_delivered(chunk: int) -> None:
+    """A server may send its first frame with its 101, in one write or split anywhere (real sockets)."""
     message = _message(3)
 
     async def server(stream: trio.SocketStream) -> None:
@@ -338,7 +339,9 @@ async def test_a_frame_sent_with_the_101_is_delivered() -> None:
             ws.receive_data(await stream.receive_some(65_536))
             request = next((event for event in ws.events() if isinstance(event, Request)), None)
         accept = ws.send(AcceptConnection(subprotocol="mcp" if "mcp" in request.subprotocols else None))
-        await stream.send_all(accept + ws.send(TextMessage(data=message)))
+        data = accept + ws.send(TextMessage(data=message))
+        for start in range(0, len(data), chunk or len(data)):
+            await stream.send_all(data[start : start + (chunk or len(data))])
         await trio.sleep_forever()
 
     with trio.fail_after(10):
