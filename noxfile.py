@@ -27,9 +27,9 @@ PYPROJECT = nox.project.load_toml(ROOT / "pyproject.toml")
 
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = False
-# Everything CI must prove; each of interop, browser and autobahn fails (rather than skips)
-# when CI is set and its peer (mcp 1.30 and Node, Chromium, Python 2.7) is missing.
-nox.options.sessions = ["tests", "lint", "typecheck", "docs", "interop", "browser", "autobahn"]
+# Everything CI must prove; each of interop, browser, autobahn and deploy fails (rather than
+# skips) when CI is set and its peer (mcp 1.30 and Node, Chromium, Python 2.7, nginx) is missing.
+nox.options.sessions = ["tests", "lint", "typecheck", "docs", "interop", "browser", "autobahn", "deploy"]
 
 
 def _find_pyenv_interpreters() -> None:

@@ -161,6 +161,8 @@ class RawClient:
             if event is None:
                 return 1006
             if isinstance(event, CloseConnection):
+                if event.code == 1006:  # wsproto's own event for TCP EOF: nothing to answer
+                    return 1006
                 try:
                     await self.stream.send_all(self.ws.send(event.response()))
                 except (trio.BrokenResourceError, trio.ClosedResourceError):
