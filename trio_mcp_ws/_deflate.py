@@ -55,8 +55,9 @@ logger = logging.getLogger("trio_mcp_ws")
 EXTENSION_NAME: Final = "permessage-deflate"
 
 DEFAULT_LEVEL: Final = 1
-"""zlib level 1: on the realistic payloads it keeps about 80 % of level 6's ratio (``tools/list``
-3.8x against 4.7x) at a fifth to a sixth of the CPU (docs/compression.md has the figures)."""
+"""zlib level 1: on the realistic payloads it keeps 80 to 90 % of level 6's ratio (``tools/list``
+3.7x against 4.5x) at a quarter to a sixth of the CPU, and is the faster of the two on a
+20 Mbit/s link (docs/compression.md has the figures)."""
 
 DEFAULT_WINDOW_BITS: Final = 12
 """A 4 KiB LZ77 window for what we send, as ``websockets`` serves by default: the compressor
