@@ -397,13 +397,17 @@ class ShaperLink:
             server = socket.create_connection(("127.0.0.1", self._server_port))
             for sock in (client, server):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            ends = [client, server]
             for src, dst in ((client, server), (server, client)):
-                thread = threading.Thread(target=self._pipe, args=(src, dst), daemon=True)
+                thread = threading.Thread(target=self._pipe, args=(src, dst, ends), daemon=True)
                 thread.start()
                 self._threads.append(thread)
 
-    def _pipe(self, src: Any, dst: Any) -> None:
-        # Serialise each chunk onto the link (rate), then deliver it ONE_WAY later (delay).
+    def _pipe(self, src: Any, dst: Any, ends: list[Any]) -> None:
+        # Serialise each chunk onto the link (rate), then deliver it ONE_WAY later (delay). At
+        # the end of src, half-close dst (a FIN, as the link would pass on); the last of the two
+        # directions to finish closes both sockets.
+        import socket
         import threading
 
         direction = _Direction()
@@ -426,9 +430,13 @@ class ShaperLink:
                 except OSError:
                     break
             try:
-                dst.close()
+                dst.shutdown(socket.SHUT_WR)
             except OSError:
                 pass
+            ends.append(None)  # atomic; closing twice (if both see 4) is harmless
+            if len(ends) == 4:  # both directions are over
+                for sock in ends[:2]:
+                    sock.close()
 
         sender = threading.Thread(target=deliver, daemon=True)
         sender.start()
