@@ -177,6 +177,11 @@ def test_twine_check(sdist: Path, wheel: Path) -> None:
 
 @pytest.fixture(scope="module")
 def site(sdist: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    if sys.version_info < (3, 11):
+        # The docs toolchain is the docs session's (Python 3.11); on 3.10 pip resolves a
+        # mkdocstrings and a pymdown-extensions that no longer work together (pymdown 13 needs
+        # 3.11), so the docs build there fails for reasons that are not ours to check.
+        pytest.skip("the docs are built with Python 3.11+ (nox -s docs); not checked on 3.10")
     unpacked = tmp_path_factory.mktemp("sdist")
     with tarfile.open(sdist) as archive:
         # The "data" filter (no absolute paths, links or devices) where this Python has it.
