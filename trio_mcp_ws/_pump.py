@@ -163,8 +163,8 @@ class _Timers:
                         logger.exception("internal error in a timer")
                 if not self._live:
                     break
-                with self._sleep:
-                    await trio.sleep_forever()
+                with self._sleep:  # cancelled, or its deadline moved, by `at` and `forget`
+                    await trio.sleep(math.inf)
                 self._sleep = trio.CancelScope(deadline=heap[0][0] if heap else math.inf)
         finally:
             heap.clear()
