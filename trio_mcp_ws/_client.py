@@ -51,7 +51,15 @@ _TOKEN: Final = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _BAD_VALUE: Final = re.compile(r"[\r\n\x00]")
 # Headers the WebSocket handshake itself owns; letting users set them breaks it.
 _RESERVED: Final = frozenset(
-    {"host", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "sec-websocket-protocol"}
+    {
+        "host",
+        "upgrade",
+        "connection",
+        "sec-websocket-key",
+        "sec-websocket-version",
+        "sec-websocket-protocol",
+        "sec-websocket-extensions",
+    }
 )
 
 
