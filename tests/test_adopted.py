@@ -51,7 +51,7 @@ async def tws_server(
     listener = MemoryListener()
     async with trio.open_nursery() as nursery:
         # Typed for socket listeners only; any trio Listener works (it only calls accept()).
-        server = WebSocketServer(handler, [listener])  # type: ignore[list-item]  # pyright: ignore[reportArgumentType]
+        server = WebSocketServer(handler, [listener])  # type: ignore[list-item]
         await nursery.start(server.run)
         yield listener
         nursery.cancel_scope.cancel()
