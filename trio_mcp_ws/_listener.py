@@ -48,7 +48,7 @@ from ._options import (
 )
 from ._policy import ConnectionInfo, Policy, decide, default_security, serving
 from ._pump import BinaryFrames, ReadChannel, WriteChannel, open_pump
-from ._request import Rejection, handshake_request
+from ._request import Rejection, describe_address, handshake_request
 from ._scope import background_nursery
 from ._trio_only import require_trio
 from ._wsconn import PendingHandshake, WsConnection, http_response, peer_address, read_request
@@ -227,7 +227,7 @@ class _Server:
     async def connection(self, stream: trio.abc.Stream) -> None:
         """Serve one TCP connection, from handshake to close. Never raises (but Cancelled)."""
         client = peer_address(stream)
-        remote = _remote(client)
+        remote = describe_address(client)
         try:
             pending = await self._read_handshake(stream, remote)
             if pending is None:
@@ -319,13 +319,6 @@ class _Server:
 
 async def _reject(pending: PendingHandshake, rejection: Rejection) -> None:
     await pending.reject(rejection.status, rejection.header_bytes(), rejection.body_bytes())
-
-
-def _remote(client: tuple[str, int] | None) -> str:
-    if client is None:
-        return "unknown client"
-    host, port = client
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 async def serve(

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["HandshakeRequest", "Rejection", "RequestHeaders", "handshake_request"]
+__all__ = ["HandshakeRequest", "Rejection", "RequestHeaders", "describe_address", "handshake_request"]
 
 # Header values we never print: they carry credentials.
 _SECRET_HEADERS: Final = frozenset({"authorization", "proxy-authorization", "cookie"})
@@ -109,10 +109,7 @@ class HandshakeRequest:
     @property
     def remote(self) -> str:
         """The client's address as ``host:port`` for logs (``[v6]:port`` for IPv6)."""
-        if self.client is None:
-            return "unknown client"
-        host, port = self.client
-        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        return describe_address(self.client)
 
 
 @dataclass(frozen=True)
@@ -167,3 +164,11 @@ def handshake_request(
         client=client,
         secure=secure,
     )
+
+
+def describe_address(client: tuple[str, int] | None) -> str:
+    """A client address as ``host:port`` for logs (``[v6]:port`` for IPv6), or ``unknown client``."""
+    if client is None:
+        return "unknown client"
+    host, port = client
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

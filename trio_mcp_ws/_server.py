@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 from trio_websocket import ConnectionClosed, Endpoint, WebSocketRequest
@@ -28,6 +28,7 @@ from ._policy import Policy, decide, default_security, serving
 from ._pump import BinaryFrames, ReadChannel, WriteChannel, open_pump
 from ._request import HandshakeRequest, Rejection, handshake_request
 from ._trio_only import require_trio
+from ._wsconn import REJECT_TIMEOUT
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
@@ -40,10 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["websocket_server"]
 
 logger = logging.getLogger("trio_mcp_ws.server")
-
-# Seconds allowed for sending a rejection: a few hundred bytes, so this only matters for a
-# client that stopped reading with a full receive window.
-_REJECT_TIMEOUT: Final = 5.0
 
 
 @asynccontextmanager
@@ -148,7 +145,7 @@ async def websocket_server(
 
 async def _reject(request: WebSocketRequest, rejection: Rejection) -> None:
     try:
-        with trio.move_on_after(_REJECT_TIMEOUT):
+        with trio.move_on_after(REJECT_TIMEOUT):
             await request.reject(
                 rejection.status, extra_headers=rejection.header_bytes(), body=rejection.body_bytes()
             )

@@ -70,6 +70,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FRAME_OVERHEAD",
     "MAX_REQUEST_HEAD",
+    "REJECT_TIMEOUT",
     "PendingHandshake",
     "WsConnection",
     "http_response",
@@ -731,11 +732,11 @@ async def _refuse(
 
 # Seconds allowed for sending a rejection: a few hundred bytes, so this only matters for a
 # client that stopped reading with a full receive window.
-_REJECT_TIMEOUT: Final = 5.0
+REJECT_TIMEOUT: Final = 5.0
 
 
 async def _answer_and_close(stream: trio.abc.Stream, response: bytes) -> None:
-    with trio.move_on_after(_REJECT_TIMEOUT):
+    with trio.move_on_after(REJECT_TIMEOUT):
         try:
             await stream.send_all(response)
         except (trio.BrokenResourceError, trio.ClosedResourceError, OSError):
