@@ -17,9 +17,9 @@ import pytest
 from trio_mcp_ws import MessageDecodeError, decode, encode
 from trio_mcp_ws._codec import (
     _SPLIT_THRESHOLD,  # pyright: ignore[reportPrivateUsage]
-    MAX_CONTAINERS,
-    MAX_MEMBERS,
+    _WIDE_PAYLOAD,  # pyright: ignore[reportPrivateUsage]
 )
+from trio_mcp_ws._options import MAX_CONTAINERS, MAX_MEMBERS
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
@@ -90,6 +90,28 @@ def test_error_with_null_id_keeps_the_null() -> None:
 def test_unknown_members_are_tolerated_in_the_envelope_and_in_params() -> None:
     message = decode('{"jsonrpc":"2.0","id":1,"method":"m","x":[1],"y":{"z":2},"params":{"unknown":true}}')
     assert message == t.JSONRPCRequest(jsonrpc="2.0", id=1, method="m", params={"unknown": True})
+
+
+@pytest.mark.parametrize(
+    "envelope",
+    [
+        '"id":7,"method":"m","params":{}',
+        '"method":"m","params":{}',
+        '"id":7,"result":{}',
+        '"id":7,"error":{"code":-1,"message":"x"},"params":{}',
+    ],
+    ids=["request", "notification", "response", "error-with-extra-params"],
+)
+def test_wide_payloads_decode_as_the_sdk_decodes_them(envelope: str) -> None:
+    # Payloads with many top-level members skip the member-by-member copy of validation
+    # (_WIDE_PAYLOAD); the message must be the one the SDK builds, fields set included.
+    members = ",".join(f'"k{i}":[{i}]' for i in range(_WIDE_PAYLOAD + 1))
+    frame = '{"jsonrpc":"2.0",' + envelope.replace("{}", "{" + members + "}") + "}"
+    message = decode(frame)
+    expected = t.jsonrpc_message_adapter.validate_json(frame)
+    assert message == expected
+    assert message.model_fields_set == expected.model_fields_set
+    assert encode(message) == encode(expected)
 
 
 def test_duplicate_unknown_members_are_tolerated() -> None:
@@ -523,6 +545,28 @@ def test_members_beyond_the_budget_are_refused_before_parsing() -> None:
     error = rejects(frame(MAX_MEMBERS - 3), INVALID_REQUEST)
     assert f"{MAX_MEMBERS + 1} object members (at most {MAX_MEMBERS})" in str(error)
     assert error.request_id == 5
+
+
+@pytest.mark.parametrize("kind", ["str", "bytes"])
+def test_a_budget_of_its_own_applies_at_its_own_bounds(kind: str) -> None:
+    # The server's budget, say: 40 containers, 30 members. Short frames are not exempt.
+    def frame(lists: int, keys: int) -> str | bytes:
+        members = "".join(f',"k{i}":0' for i in range(keys))
+        text = request('{"a":[' + ",".join(["[]"] * lists) + "]" + members + "}", id_="9")
+        return text.encode() if kind == "bytes" else text
+
+    def outcome(lists: int, keys: int) -> str:
+        try:
+            decode(frame(lists, keys), max_containers=40, max_members=30)
+        except MessageDecodeError as exc:
+            return f"{exc.code} {exc.request_id} " + str(exc).split(" (frame")[0]
+        return "ok"
+
+    # Envelope and params are two containers, the list a third; the envelope has 4 members
+    # and params one ("a").
+    assert outcome(37, 25) == "ok"
+    assert outcome(38, 0) == "-32600 9 message too complex to decode: 41 objects and arrays (at most 40)"
+    assert outcome(0, 26) == "-32600 9 message too complex to decode: 31 object members (at most 30)"
 
 
 @pytest.mark.parametrize(

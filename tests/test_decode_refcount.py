@@ -24,8 +24,8 @@ from trio_websocket import open_websocket_url
 
 from tests.test_server_helpers import running
 from trio_mcp_ws import MessageDecodeError, decode
-from trio_mcp_ws._codec import MAX_CONTAINERS
 from trio_mcp_ws._offload import THREAD_LIMIT, decode_frame, decode_value
+from trio_mcp_ws._options import MAX_CONTAINERS
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator

@@ -24,9 +24,11 @@ from trio_mcp_ws import (
     HandshakeRejectedError,
     MessageDecodeError,
     decode,
+    serve,
     serve_mcp,
     websocket_client,
 )
+from trio_mcp_ws._options import MAX_CONTAINERS, SERVER_MAX_CONTAINERS
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -156,14 +158,14 @@ async def test_decodes_never_pause_the_collector_and_large_ones_run_one_at_a_tim
     lock = threading.Lock()
     original = decode
 
-    def spy(frame: str | bytes) -> JSONRPCMessage:
+    def spy(frame: str | bytes, **budget: int) -> JSONRPCMessage:
         nonlocal running_now, overlap
         with lock:
             running_now += 1
             overlap = max(overlap, running_now)
         try:
             calls.append((len(frame), threading.current_thread() is threading.main_thread(), gc.isenabled()))
-            return original(frame)
+            return original(frame, **budget)
         finally:
             with lock:
                 running_now -= 1
@@ -252,6 +254,84 @@ async def test_hostile_frames_are_refused_with_32600_and_everyone_is_served_on()
     assert all("message too complex to decode" in str(error) for error in errors)
     assert [error.request_id for error in errors] == [11, 12, 13, None, 15]
     assert len(received) == len(frames) + 2
+
+
+async def test_servers_apply_a_tighter_structural_budget_than_clients() -> None:
+    """A server refuses a request over SERVER_MAX_CONTAINERS; its client accepts a response as
+    large, which is within MAX_CONTAINERS (a client chose its server; a server faces anyone)."""
+    received: list[SessionMessage | Exception] = []
+    lists: list[list[int]] = [[] for _ in range(SERVER_MAX_CONTAINERS)]
+
+    async def answer_big(read: ReadChannel, write: WriteChannel) -> None:
+        async with write:
+            async for item in read:
+                received.append(item)
+                reply = t.JSONRPCResponse(jsonrpc="2.0", id=3, result={"a": lists})
+                await write.send(SessionMessage(reply))
+
+    over = (
+        '{"jsonrpc":"2.0","id":3,"method":"x","params":{"a":['
+        + ",".join(["[]"] * SERVER_MAX_CONTAINERS)
+        + "]}}"
+    )
+    assert SERVER_MAX_CONTAINERS < over.count("[") + over.count("{") <= MAX_CONTAINERS
+    with trio.fail_after(30):
+        async with running(answer_big) as info, websocket_client(info.url) as (read, write):
+            await write.send(SessionMessage(decode(over)))
+            reply = await read.receive()
+    assert isinstance(reply, SessionMessage)
+    assert isinstance(reply.message, t.JSONRPCResponse)
+    assert len(reply.message.result["a"]) == SERVER_MAX_CONTAINERS
+    [error] = received
+    assert isinstance(error, MessageDecodeError)
+    assert error.code == -32600
+    assert error.request_id == 3
+    assert f"{SERVER_MAX_CONTAINERS + 3} objects and arrays (at most {SERVER_MAX_CONTAINERS})" in str(error)
+
+
+async def test_the_budgets_are_options_of_server_and_client() -> None:
+    """``serve(max_containers=..., max_members=...)`` and the same keywords of
+    `websocket_client` replace the defaults, for what each side receives."""
+    received: list[SessionMessage | Exception] = []
+
+    async def answer_with_lists(read: ReadChannel, write: WriteChannel) -> None:
+        async with write:
+            async for item in read:
+                received.append(item)
+                reply = t.JSONRPCResponse(jsonrpc="2.0", id=len(received), result={"a": [[], [], []]})
+                await write.send(SessionMessage(reply))
+
+    def request(params: str) -> SessionMessage:
+        return SessionMessage(decode('{"jsonrpc":"2.0","id":1,"method":"x","params":' + params + "}"))
+
+    with trio.fail_after(30):
+        async with (
+            running(answer_with_lists, max_containers=5, max_members=8) as info,
+            websocket_client(info.url, max_containers=5) as (read, write),
+        ):
+            await write.send(request('{"a":[[],[]]}'))  # 5 containers, 5 members: in
+            await write.send(request('{"a":[[],[],[]]}'))  # 6 containers: refused
+            await write.send(request('{"a":1,"b":2,"c":3,"d":4}'))  # 8 members: in
+            await write.send(request('{"a":1,"b":2,"c":3,"d":4,"e":5}'))  # 9 members: refused
+            # Each reply holds 6 containers: over the client's own budget of 5.
+            replies = [await read.receive() for _ in range(4)]
+    verdicts = [
+        "ok" if isinstance(item, SessionMessage) else str(item).split(" (frame")[0] for item in received
+    ]
+    assert verdicts == [
+        "ok",
+        "message too complex to decode: 6 objects and arrays (at most 5)",
+        "ok",
+        "message too complex to decode: 9 object members (at most 8)",
+    ]
+    assert all(isinstance(reply, MessageDecodeError) for reply in replies)
+    assert "6 objects and arrays (at most 5)" in str(replies[0])
+
+
+@pytest.mark.parametrize(("containers", "members"), [(0, 8), (8, 0)])
+async def test_a_budget_below_one_is_refused_at_start(containers: int, members: int) -> None:
+    with pytest.raises(ValueError, match="max_containers and max_members must be at least 1"):
+        await serve(answer_small, "127.0.0.1", 0, max_containers=containers, max_members=members)
 
 
 async def test_hostile_tools_call_through_serve_mcp_is_refused_and_the_session_serves_on() -> None:

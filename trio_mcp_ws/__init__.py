@@ -29,6 +29,10 @@ from ._errors import ProxyError as ProxyError
 from ._errors import TLSError as TLSError
 from ._errors import TransportError as TransportError
 from ._options import DEFAULT_MAX_MESSAGE_SIZE as DEFAULT_MAX_MESSAGE_SIZE
+from ._options import MAX_CONTAINERS as MAX_CONTAINERS
+from ._options import MAX_MEMBERS as MAX_MEMBERS
+from ._options import SERVER_MAX_CONTAINERS as SERVER_MAX_CONTAINERS
+from ._options import SERVER_MAX_MEMBERS as SERVER_MAX_MEMBERS
 from ._options import SUBPROTOCOL as SUBPROTOCOL
 from ._pump import BinaryFrames as BinaryFrames
 from ._pump import ReadChannel as ReadChannel
@@ -51,6 +55,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
+    "MAX_CONTAINERS",
+    "MAX_MEMBERS",
+    "SERVER_MAX_CONTAINERS",
+    "SERVER_MAX_MEMBERS",
     "SUBPROTOCOL",
     "Authenticate",
     "AuthenticationError",

@@ -28,6 +28,8 @@ from ._options import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
+    MAX_CONTAINERS,
+    MAX_MEMBERS,
     Limits,
 )
 from ._proxy import ProxySetting, open_tunnel, redact_proxy_url, resolve_proxy
@@ -79,6 +81,8 @@ async def websocket_client(
     headers: Headers | None = None,
     ssl_context: ssl.SSLContext | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_containers: int = MAX_CONTAINERS,
+    max_members: int = MAX_MEMBERS,
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
@@ -117,6 +121,10 @@ async def websocket_client(
         ssl_context: TLS settings for ``wss://``; default: ``ssl.create_default_context()``.
         max_message_size: Largest incoming message in bytes; a bigger one closes the
             connection with 1009 and puts a `ConnectionClosedError` on the read channel.
+        max_containers: Most objects and arrays one incoming message may hold (counted as
+            ``{`` and ``[`` in the raw frame, before parsing); more makes it a
+            `MessageDecodeError` on the read channel and the connection carries on.
+        max_members: Most object members (``:``) one incoming message may hold, likewise.
         connect_timeout: Seconds for TCP connect, TLS and the WebSocket handshake together.
         close_timeout: Seconds for flushing accepted messages and the close handshake on exit.
         ping_interval: Seconds between keepalive pings; ``None`` disables them.
@@ -173,6 +181,8 @@ async def websocket_client(
         close_timeout=close_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        max_containers=max_containers,
+        max_members=max_members,
     )
     deflate = resolve_compression(compression)
     if target.secure and ssl_context is None:

@@ -60,8 +60,9 @@ from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
 
 from ._errors import MessageDecodeError
+from ._options import MAX_CONTAINERS, MAX_MEMBERS
 
-__all__ = ["MAX_CONTAINERS", "MAX_MEMBERS", "check_budget", "decode", "encode"]
+__all__ = ["check_budget", "decode", "encode"]
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
@@ -80,20 +81,6 @@ _QUOTED_KEYS: Final = tuple(
 
 _JSON_WHITESPACE: Final = " \t\r\n"
 
-MAX_CONTAINERS: Final = 131_072
-"""Most objects and arrays one message may hold (counted as ``{`` and ``[`` in the frame).
-
-Each becomes a Python container the cyclic garbage collector must track and scan: a
-4 MiB tool result of realistic records holds ~35,000 (twice that counting the JSON text
-copy MCPServer adds as text content), where a hostile ``[],[],...`` holds 1.4 million."""
-
-MAX_MEMBERS: Final = 262_144
-"""Most object members one message may hold (counted as ``:`` in the frame).
-
-A member costs 150-500 ns to build (one huge object costs the most), so this bounds the
-parse of a key-stuffed frame at about 100 ms; a realistic 4 MiB result holds under 250,000
-counting its text copy."""
-
 # The budget's counts include brackets and colons inside strings: an upper bound, so it never
 # admits more than it says, at the price of refusing a pathological string-heavy frame. (An
 # exact count outside strings needs a scan that costs more than the parse it protects.)
@@ -106,6 +93,16 @@ _MISSING: Final[Any] = object()
 # 40 ns each, so small and string-heavy messages are walked whole and value-dense ones are
 # handled by the cheap text tests instead.
 _WALK_BUDGET: Final = 64
+
+# Payloads (``params`` or ``result``) with more top-level members than this are not validated
+# member by member (`decode`): a JSON object always passes as `dict[str, Any]`, and the copy
+# that validation makes cost ~40 ms for 262,144 members.
+_WIDE_PAYLOAD: Final = 256
+_PAYLOAD_NAMES: Final[dict[type[JSONRPCMessage], str]] = {
+    JSONRPCRequest: "params",
+    JSONRPCNotification: "params",
+    JSONRPCResponse: "result",
+}
 
 # From this size on, frames are parsed in two pieces (`_split_load`): a fixed ~0.6 us that
 # proves the absence of duplicate members without searching the text (~0.4 ns a character
@@ -129,12 +126,17 @@ _DICT: Final[type[Any]] = dict
 _LIST: Final[type[Any]] = list
 
 
-def decode(frame: str | bytes) -> JSONRPCMessage:
+def decode(
+    frame: str | bytes, *, max_containers: int = MAX_CONTAINERS, max_members: int = MAX_MEMBERS
+) -> JSONRPCMessage:
     """Decode one WebSocket frame into one MCP JSON-RPC message.
 
     Args:
         frame: The payload of a text frame (``str``) or a binary frame (``bytes``, which
             must hold UTF-8 JSON).
+        max_containers: The structural budget (`check_budget`): most objects and arrays
+            the message may hold.
+        max_members: Most object members the message may hold.
 
     Returns:
         A `JSONRPCRequest`, `JSONRPCNotification`, `JSONRPCResponse` or `JSONRPCError`
@@ -147,10 +149,11 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
             an integer of thousands of digits, nesting deeper than about 200 levels), a
             JSON-RPC batch (MCP removed batching), a duplicate envelope member, a bad or
             missing id, both ``result`` and ``error``, or anything the `mcp_types` models
-            reject. Its ``code`` is the JSON-RPC error code to answer with (``-32700`` or
-            ``-32600``) and ``request_id`` the id, if recoverable.
+            reject, or more structure than the budget admits. Its ``code`` is the JSON-RPC
+            error code to answer with (``-32700`` or ``-32600``) and ``request_id`` the id,
+            if recoverable.
     """
-    check_budget(frame)
+    check_budget(frame, max_containers=max_containers, max_members=max_members)
     text = _as_text(frame)
     if text[:1] != "{" and text.lstrip(_JSON_WHITESPACE)[:1] == "[":
         # Rejected before parsing: pydantic needs ~80x the frame size in memory to build a
@@ -179,8 +182,16 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
             request_id=_usable_id(envelope),
         )
     model, request_id = _classify(envelope, frame)
+    wide: str | None = None  # the payload's name, if it is set aside from validation
+    payload: Any = None
+    name = _PAYLOAD_NAMES.get(model)
+    if name is not None:
+        payload = envelope.get(name)
+        if type(payload) is _DICT and len(payload) > _WIDE_PAYLOAD:
+            wide = name
+            envelope[name] = {}
     try:
-        return model.model_validate(envelope)
+        message = model.model_validate(envelope)
     except ValidationError as exc:
         error = MessageDecodeError(
             f"not a valid JSON-RPC message: {_summarise(exc)}",
@@ -189,6 +200,12 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
             request_id=request_id,
         )
         cause = _without_inputs(exc)
+    else:
+        if wide is not None:
+            # The payload is a parsed JSON object: its keys are str and its values Any, so
+            # validating it as `dict[str, Any]` could only copy it, member by member.
+            setattr(message, wide, payload)
+        return message
     # Raised outside the except block: the pydantic error (which holds the parsed message as
     # its input) is not chained as the context, only its input-free copy as the cause. The
     # locals are deleted so that the traceback (which keeps this frame) makes no cycle.
@@ -198,29 +215,32 @@ def decode(frame: str | bytes) -> JSONRPCMessage:
         del error, cause
 
 
-def check_budget(frame: str | bytes) -> None:
-    """Refuse a frame holding more containers or members than `decode` builds.
+def check_budget(
+    frame: str | bytes, *, max_containers: int = MAX_CONTAINERS, max_members: int = MAX_MEMBERS
+) -> None:
+    """Refuse a frame holding more objects and arrays, or object members, than allowed.
 
-    Counted on the raw frame with ``str.count``/``bytes.count`` (C speed, no allocation), so
-    it is cheap enough to run on every frame before parsing. The counts include characters
-    inside strings, so they never undercount.
+    The bounds are ``max_containers`` and ``max_members``. Counted on the raw frame with
+    ``str.count``/``bytes.count`` (C speed, no allocation), so it is cheap enough to run on
+    every frame before parsing. The counts include characters inside strings, so they never
+    undercount.
 
     Raises:
         MessageDecodeError: Code ``-32600``; ``request_id`` is the id when the frame starts
             with it (as every SDK writes it), so a session can still answer the request.
     """
-    if len(frame) < MAX_CONTAINERS:
+    if len(frame) <= min(max_containers, max_members):
         return  # too short to exceed either limit: every counted character is one byte
     if isinstance(frame, str):
         containers = frame.count("{") + frame.count("[")
-        members = frame.count(":") if containers <= MAX_CONTAINERS else 0
+        members = frame.count(":") if containers <= max_containers else 0
     else:
         containers = frame.count(b"{") + frame.count(b"[")
-        members = frame.count(b":") if containers <= MAX_CONTAINERS else 0
-    if containers > MAX_CONTAINERS:
-        what = f"{containers} objects and arrays (at most {MAX_CONTAINERS})"
-    elif members > MAX_MEMBERS:
-        what = f"{members} object members (at most {MAX_MEMBERS})"
+        members = frame.count(b":") if containers <= max_containers else 0
+    if containers > max_containers:
+        what = f"{containers} objects and arrays (at most {max_containers})"
+    elif members > max_members:
+        what = f"{members} object members (at most {max_members})"
     else:
         return
     raise MessageDecodeError(

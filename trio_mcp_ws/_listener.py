@@ -44,6 +44,8 @@ from ._options import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
+    SERVER_MAX_CONTAINERS,
+    SERVER_MAX_MEMBERS,
     Limits,
 )
 from ._policy import ConnectionInfo, Policy, decide, default_security, serving
@@ -336,6 +338,8 @@ async def serve(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_connections_per_client: int | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_containers: int = SERVER_MAX_CONTAINERS,
+    max_members: int = SERVER_MAX_MEMBERS,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     first_message_timeout: float | None = DEFAULT_FIRST_MESSAGE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -384,6 +388,11 @@ async def serve(
             proxy every client has the proxy's address).
         max_message_size: Largest incoming message in bytes; a bigger one closes its
             connection with 1009.
+        max_containers: Most objects and arrays one incoming message may hold (counted
+            as ``{`` and ``[`` in the raw frame, before parsing); more makes it a
+            `MessageDecodeError` (-32600) on the read channel and the connection serves on.
+            A server's default is a quarter of a client's: see the server guide.
+        max_members: Most object members (``:``) one incoming message may hold, likewise.
         handshake_timeout: Seconds for a client to complete its opening handshake
             (reading it, the policy, ``authenticate`` and the answer).
         first_message_timeout: Seconds an accepted connection may wait before sending
@@ -437,6 +446,8 @@ async def serve(
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
         first_message_timeout=first_message_timeout,
+        max_containers=max_containers,
+        max_members=max_members,
     )
     if security is None:
         security = default_security(host)

@@ -13,10 +13,15 @@ module once did, lets every other thread's garbage pile up and makes the next pa
   for each parse, so this does not make a parse concurrent; it lets the event loop run
   between the Python-level steps of a decode (the budget counts, the checks, validation),
   and keeps the loop free while the frame's text is decoded from UTF-8;
-- those large decodes run one at a time, process-wide (per ``trio.run``), behind a FIFO
-  `trio.CapacityLimiter` shared by every connection: the decode memory budget. At most one
-  large frame is being turned into objects at a time (at most ~40 times its size, and the
-  structural budget caps that further), however many connections send them.
+- those large decodes run one at a time, process-wide (per ``trio.run``), in FIFO order
+  for every connection: the decode memory budget. At most one large frame is being turned
+  into objects at a time (at most ~40 times its size, and the structural budget caps that
+  further), however many connections send them;
+- and they are paced (`LARGE_DECODE_SHARE`): after a large decode, the next one waits as
+  long as this one took. A parse holds the GIL from start to end (50-100 ms for the largest
+  frames the budget admits), and the event loop needs the GIL after every system call: with
+  large decodes back to back, one round trip of another connection waited behind several of
+  them (p99 240-330 ms under 8 attackers); with the pause it waits behind at most one.
 
 A rejected frame is freed by reference counting alone. `decode_value` returns the
 `MessageDecodeError` as a value with no traceback (a traceback would keep the decoding
@@ -29,20 +34,27 @@ reason: the traceback refers to the caller's own frame, which refers to the erro
 
 from __future__ import annotations
 
+import math
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import trio
 
 from ._codec import decode
 from ._errors import MessageDecodeError
+from ._options import MAX_CONTAINERS, MAX_MEMBERS
 
 if TYPE_CHECKING:
+    from collections.abc import AsyncGenerator
+
     from mcp_types import JSONRPCMessage
 
 __all__ = [
     "INLINE_LIMIT",
     "LARGE_DECODES",
+    "LARGE_DECODE_SHARE",
     "THREAD_LIMIT",
+    "Pacer",
     "decode_frame",
     "decode_message",
     "decode_value",
@@ -63,20 +75,69 @@ LARGE_DECODES: Final = 1
 """Large frames decoded at once, process-wide. One: the GIL runs one parse at a time anyway,
 and each large decode holds its transient objects until it is done."""
 
-_limiter: trio.lowlevel.RunVar[trio.CapacityLimiter] = trio.lowlevel.RunVar("trio_mcp_ws.large_decodes")
+LARGE_DECODE_SHARE: Final = 0.5
+"""The largest share of the time large decodes may take, process-wide: after each, the
+next waits as long again, so the event loop has the GIL to itself at least that long."""
+
+
+class Pacer:
+    """Turns taken one at a time, in FIFO order, each followed by a pause in proportion.
+
+    ``async with pacer.turn():`` waits for the previous turn to end and for its pause to
+    pass, then runs the body; the pause after it is the body's duration times
+    ``(1 - share) / share``. A cancelled body still ends its turn (and sets its pause).
+    """
+
+    def __init__(self, share: float) -> None:
+        if not 0 < share <= 1:
+            raise ValueError(f"share must be in (0, 1], not {share!r}")
+        self._lock = trio.StrictFIFOLock()
+        self._pause = (1 - share) / share
+        self._resume_at = -math.inf
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncGenerator[None, None]:
+        """One turn: wait for the previous turn and its pause, run the body, set the pause."""
+        async with self._lock:
+            await trio.sleep_until(self._resume_at)
+            start = trio.current_time()
+            try:
+                yield
+            finally:
+                end = trio.current_time()
+                self._resume_at = end + (end - start) * self._pause
+
+
+class _LargeDecodes:
+    """The per-run state of large decodes: the pacer, and the limiter their threads hold."""
+
+    def __init__(self) -> None:
+        self.pacer = Pacer(LARGE_DECODE_SHARE)
+        # Held by the thread itself: an abandoned decode (its connection cancelled) keeps
+        # its slot until the thread is done, so no two large decodes ever overlap.
+        self.limiter = trio.CapacityLimiter(LARGE_DECODES)
+
+
+_large: trio.lowlevel.RunVar[_LargeDecodes] = trio.lowlevel.RunVar("trio_mcp_ws.large_decodes")
+
+
+def _large_decodes() -> _LargeDecodes:
+    try:
+        return _large.get()
+    except LookupError:
+        state = _LargeDecodes()
+        _large.set(state)
+        return state
 
 
 def large_decode_limiter() -> trio.CapacityLimiter:
     """The limiter for large decodes, shared by every connection in this ``trio.run``."""
-    try:
-        return _limiter.get()
-    except LookupError:
-        limiter = trio.CapacityLimiter(LARGE_DECODES)
-        _limiter.set(limiter)
-        return limiter
+    return _large_decodes().limiter
 
 
-def decode_value(frame: str | bytes) -> JSONRPCMessage | MessageDecodeError:
+def decode_value(
+    frame: str | bytes, max_containers: int = MAX_CONTAINERS, max_members: int = MAX_MEMBERS
+) -> JSONRPCMessage | MessageDecodeError:
     """`decode` a frame, returning the error instead of raising it (the sync fast path).
 
     The returned `MessageDecodeError` has no traceback, nor have its cause and context, so
@@ -85,41 +146,38 @@ def decode_value(frame: str | bytes) -> JSONRPCMessage | MessageDecodeError:
     most `THREAD_LIMIT`; `decode_frame` decides where larger ones run.
     """
     try:
-        return decode(frame)
+        return decode(frame, max_containers=max_containers, max_members=max_members)
     except MessageDecodeError as exc:
         return _detached(exc)
 
 
-async def decode_message(frame: str | bytes) -> JSONRPCMessage | MessageDecodeError:
-    """`decode_value`, inline when small, else in a worker thread behind the limiter.
+async def decode_message(
+    frame: str | bytes, *, max_containers: int = MAX_CONTAINERS, max_members: int = MAX_MEMBERS
+) -> JSONRPCMessage | MessageDecodeError:
+    """`decode_value`, inline when small, else in a worker thread, one at a time and paced.
 
     What the pump calls: nothing is raised, so no traceback can tie a rejected frame to a
     stack frame, and the error is freed with the last reference to it.
     """
     if len(frame) <= THREAD_LIMIT:
-        return decode_value(frame)
-    # abandon_on_cancel: a cancelled connection does not wait for its decode; the thread
-    # finishes in the background and only then frees its limiter slot.
-    return await trio.to_thread.run_sync(
-        decode_value, frame, limiter=large_decode_limiter(), abandon_on_cancel=True
-    )
+        return decode_value(frame, max_containers, max_members)
+    large = _large_decodes()
+    async with large.pacer.turn():
+        # abandon_on_cancel: a cancelled connection does not wait for its decode; the thread
+        # finishes in the background and only then frees its limiter slot.
+        return await trio.to_thread.run_sync(
+            decode_value, frame, max_containers, max_members, limiter=large.limiter, abandon_on_cancel=True
+        )
 
 
 async def decode_frame(frame: str | bytes) -> JSONRPCMessage:
-    """`decode` a frame: inline when small, else in a worker thread behind the limiter.
+    """`decode` a frame as `decode_message` does, raising the error.
 
     Raises:
         MessageDecodeError: As `decode`. Its traceback reaches only this call and the
             caller's frame, never the decoding frames.
     """
-    if len(frame) <= THREAD_LIMIT:
-        result = decode_value(frame)
-    else:
-        # abandon_on_cancel: a cancelled connection does not wait for its decode; the thread
-        # finishes in the background and only then frees its limiter slot.
-        result = await trio.to_thread.run_sync(
-            decode_value, frame, limiter=large_decode_limiter(), abandon_on_cancel=True
-        )
+    result = await decode_message(frame)
     del frame  # the traceback of the error raised below keeps this frame's locals
     if isinstance(result, MessageDecodeError):
         try:

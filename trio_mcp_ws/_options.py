@@ -17,8 +17,12 @@ __all__ = [
     "DEFAULT_MAX_MESSAGE_SIZE",
     "DEFAULT_PING_INTERVAL",
     "DEFAULT_PING_TIMEOUT",
+    "MAX_CONTAINERS",
     "MAX_FRAMES_PER_MESSAGE",
+    "MAX_MEMBERS",
     "RECEIVE_BUFFER_SIZE",
+    "SERVER_MAX_CONTAINERS",
+    "SERVER_MAX_MEMBERS",
     "SUBPROTOCOL",
     "Limits",
 ]
@@ -48,6 +52,32 @@ MAX_FRAMES_PER_MESSAGE: Final = 4096
 """Frames one message may be split into. Real peers send one (or a few dozen for huge
 messages); a peer sending millions of empty continuation frames only burns our CPU."""
 
+# The structural budget of one incoming message (`trio_mcp_ws._codec.check_budget`), counted
+# on the raw frame before parsing. Every container is an object the cyclic collector scans on
+# each full pass for as long as the message lives, and a handler keeps at least its last
+# message alive, so a pass costs ~250 ns per container held across every connection; every
+# member costs ~150-300 ns to parse, with the GIL held throughout.
+MAX_CONTAINERS: Final = 131_072
+"""Most objects and arrays (``{`` and ``[``) one message may hold, as a client decodes it.
+
+A 4 MiB tool result of realistic records holds ~35,000 (twice that counting the JSON text
+copy MCPServer adds as text content); a hostile ``[],[],...`` frame holds 1.4 million."""
+
+MAX_MEMBERS: Final = 262_144
+"""Most object members (``:``) one message may hold, as a client decodes it: a realistic
+4 MiB result holds under 250,000 counting its text copy."""
+
+SERVER_MAX_CONTAINERS: Final = 32_768
+"""`MAX_CONTAINERS` for what a server receives: requests, and responses to its own requests.
+
+Any peer may connect, and each may keep a message alive: with 8 connections holding
+131,072 containers each, one full collection took 200-330 ms, stalling every connection.
+Real requests are far smaller (tool arguments are parameters, not datasets)."""
+
+SERVER_MAX_MEMBERS: Final = 131_072
+"""`MAX_MEMBERS` for what a server receives: parsing 131,072 members holds the GIL ~25-40 ms
+(262,144 took 50-100 ms, and several such parses in a row stall the event loop)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Limits:
@@ -64,6 +94,11 @@ class Limits:
         max_frames_per_message: Frames one message may arrive in; more closes with 1009.
         first_message_timeout: Seconds the peer may wait before its first message; then
             the connection is closed with 1008. ``None``: no limit (clients use none).
+        max_containers: Most objects and arrays one message may hold; more makes it a
+            `MessageDecodeError` (-32600) on the read channel. Servers use
+            `SERVER_MAX_CONTAINERS`.
+        max_members: Most object members one message may hold, likewise. Servers use
+            `SERVER_MAX_MEMBERS`.
     """
 
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
@@ -73,6 +108,8 @@ class Limits:
     receive_buffer_size: int = RECEIVE_BUFFER_SIZE
     max_frames_per_message: int = MAX_FRAMES_PER_MESSAGE
     first_message_timeout: float | None = None
+    max_containers: int = MAX_CONTAINERS
+    max_members: int = MAX_MEMBERS
 
     def __post_init__(self) -> None:
         if self.max_message_size <= 0:
@@ -86,6 +123,11 @@ class Limits:
         if self.max_frames_per_message < 1:
             raise ValueError(
                 f"max_frames_per_message must be at least 1, not {self.max_frames_per_message!r}"
+            )
+        if self.max_containers < 1 or self.max_members < 1:
+            raise ValueError(
+                f"max_containers and max_members must be at least 1, not {self.max_containers!r}"
+                f" and {self.max_members!r}"
             )
         if self.first_message_timeout is not None and self.first_message_timeout <= 0:
             raise ValueError(

@@ -243,7 +243,10 @@ class _Pump:
         if isinstance(frame, bytes) and self.binary_frames == "reject":
             await self.conn.close(CLOSE_UNSUPPORTED_DATA, "binary frames are not accepted; send text")
             return
-        result = await decode_message(frame)
+        limits = self.limits
+        result = await decode_message(
+            frame, max_containers=limits.max_containers, max_members=limits.max_members
+        )
         del frame  # a rejected frame must not outlive its delivery
         if isinstance(result, MessageDecodeError):
             logger.debug("%r: undecodable frame: %s", self.conn, result)

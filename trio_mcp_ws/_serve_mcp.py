@@ -26,6 +26,8 @@ from ._options import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
+    SERVER_MAX_CONTAINERS,
+    SERVER_MAX_MEMBERS,
 )
 from ._policy import ConnectionInfo, connection_info
 from ._sdk import lowlevel_server
@@ -63,6 +65,8 @@ async def serve_mcp(
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
     max_connections_per_client: int | None = None,
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_containers: int = SERVER_MAX_CONTAINERS,
+    max_members: int = SERVER_MAX_MEMBERS,
     handshake_timeout: float = DEFAULT_HANDSHAKE_TIMEOUT,
     first_message_timeout: float | None = DEFAULT_FIRST_MESSAGE_TIMEOUT,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
@@ -110,6 +114,8 @@ async def serve_mcp(
         max_connections: As `serve`.
         max_connections_per_client: As `serve`.
         max_message_size: As `serve`.
+        max_containers: As `serve`.
+        max_members: As `serve`.
         handshake_timeout: As `serve`.
         first_message_timeout: As `serve`.
         close_timeout: As `serve`.
@@ -154,6 +160,8 @@ async def serve_mcp(
             max_connections=max_connections,
             max_connections_per_client=max_connections_per_client,
             max_message_size=max_message_size,
+            max_containers=max_containers,
+            max_members=max_members,
             handshake_timeout=handshake_timeout,
             first_message_timeout=first_message_timeout,
             close_timeout=close_timeout,

@@ -22,6 +22,8 @@ from ._options import (
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PING_INTERVAL,
     DEFAULT_PING_TIMEOUT,
+    SERVER_MAX_CONTAINERS,
+    SERVER_MAX_MEMBERS,
     Limits,
 )
 from ._policy import Policy, decide, default_security, serving
@@ -52,6 +54,8 @@ async def websocket_server(
     require_subprotocol: bool = False,
     binary_frames: BinaryFrames = "accept",
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_containers: int = SERVER_MAX_CONTAINERS,
+    max_members: int = SERVER_MAX_MEMBERS,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
     ping_interval: float | None = DEFAULT_PING_INTERVAL,
     ping_timeout: float = DEFAULT_PING_TIMEOUT,
@@ -85,6 +89,8 @@ async def websocket_server(
             them by closing with 1003.
         max_message_size: Largest incoming message in bytes; a bigger one closes the
             connection with 1009.
+        max_containers: As `serve`: most objects and arrays one incoming message may hold.
+        max_members: As `serve`: most object members one incoming message may hold.
         close_timeout: Seconds for flushing accepted messages and the close handshake.
         ping_interval: Seconds between keepalive pings; ``None`` disables them.
         ping_timeout: Seconds a pong may take before the connection is declared dead.
@@ -115,6 +121,8 @@ async def websocket_server(
         close_timeout=close_timeout,
         ping_interval=ping_interval,
         ping_timeout=ping_timeout,
+        max_containers=max_containers,
+        max_members=max_members,
     )
     if security is None:
         security = default_security(_local_host(request))

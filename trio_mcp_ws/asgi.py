@@ -37,7 +37,13 @@ from ._asgi_driver import (
 )
 from ._asgi_driver import accept as _accept
 from ._errors import HandshakeError, HandshakeRejectedError
-from ._options import DEFAULT_CLOSE_TIMEOUT, DEFAULT_MAX_MESSAGE_SIZE, Limits
+from ._options import (
+    DEFAULT_CLOSE_TIMEOUT,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    SERVER_MAX_CONTAINERS,
+    SERVER_MAX_MEMBERS,
+    Limits,
+)
 from ._policy import Policy, connection_info, decide, default_security, serving
 from ._pump import BinaryFrames, ReadChannel, WriteChannel, open_pump
 from ._request import Rejection
@@ -82,6 +88,8 @@ async def websocket_server(
     require_subprotocol: bool = False,
     binary_frames: BinaryFrames = "accept",
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_containers: int = SERVER_MAX_CONTAINERS,
+    max_members: int = SERVER_MAX_MEMBERS,
     first_message_timeout: float | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
 ) -> AsyncGenerator[tuple[ReadChannel, WriteChannel], None]:
@@ -123,6 +131,11 @@ async def websocket_server(
         max_message_size: Largest incoming message in bytes; a bigger one closes the
             connection with 1009. The ASGI server buffers a whole message before the app
             sees it, up to its own limit (Hypercorn: ``websocket_max_message_size``, 16 MiB).
+        max_containers: Most objects and arrays one incoming message may hold (counted
+            as ``{`` and ``[`` in the raw frame, before parsing); more makes it a
+            `MessageDecodeError` (-32600) on the read channel and the connection serves on.
+            As `trio_mcp_ws.serve`, with the same defaults.
+        max_members: Most object members (``:``) one incoming message may hold, likewise.
         first_message_timeout: Seconds the client may stay silent after the handshake
             before it is closed with 1008; ``None``: no limit.
         close_timeout: Seconds for flushing accepted messages and the close handshake.
@@ -157,6 +170,8 @@ async def websocket_server(
         close_timeout=close_timeout,
         ping_interval=None,  # ASGI has no ping event
         first_message_timeout=first_message_timeout,
+        max_containers=max_containers,
+        max_members=max_members,
     )
     if not await read_connect(receive):
         raise HandshakeError("the client left before the handshake completed")
@@ -334,6 +349,8 @@ def mcp_app(
     require_subprotocol: bool = False,
     binary_frames: BinaryFrames = "accept",
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE,
+    max_containers: int = SERVER_MAX_CONTAINERS,
+    max_members: int = SERVER_MAX_MEMBERS,
     first_message_timeout: float | None = None,
     close_timeout: float = DEFAULT_CLOSE_TIMEOUT,
 ) -> MCPApp:
@@ -362,6 +379,8 @@ def mcp_app(
         require_subprotocol: As `websocket_server`.
         binary_frames: As `websocket_server`.
         max_message_size: As `websocket_server`.
+        max_containers: As `websocket_server`.
+        max_members: As `websocket_server`.
         first_message_timeout: As `websocket_server`.
         close_timeout: As `websocket_server`.
 
@@ -377,6 +396,8 @@ def mcp_app(
         max_message_size=max_message_size,
         close_timeout=close_timeout,
         first_message_timeout=first_message_timeout,
+        max_containers=max_containers,
+        max_members=max_members,
     )
     options: dict[str, Any] = {
         "security": security,
@@ -384,6 +405,8 @@ def mcp_app(
         "require_subprotocol": require_subprotocol,
         "binary_frames": binary_frames,
         "max_message_size": max_message_size,
+        "max_containers": max_containers,
+        "max_members": max_members,
         "first_message_timeout": first_message_timeout,
         "close_timeout": close_timeout,
     }
