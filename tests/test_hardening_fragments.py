@@ -9,6 +9,7 @@ frame with wsproto, and then checks that the server still serves a real client.
 
 from __future__ import annotations
 
+from collections import Counter
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -18,10 +19,15 @@ from wsproto.events import AcceptConnection, CloseConnection, Request, TextMessa
 
 from tests.test_server_helpers import round_trip, running
 from trio_mcp_ws._options import MAX_FRAMES_PER_MESSAGE
-from trio_mcp_ws._wsconn import FRAME_OVERHEAD
+from trio_mcp_ws._wsconn import FRAME_OVERHEAD, FRAMES_PER_CHECKPOINT, WsConnection
 
 if TYPE_CHECKING:
     from collections.abc import AsyncGenerator
+
+    import pytest
+    from wsproto.events import Event
+
+    from trio_mcp_ws._connection import Sink
 
 OP_CONT, OP_TEXT = 0x0, 0x1
 
@@ -185,3 +191,45 @@ async def test_frame_overhead_counts_against_max_message_size() -> None:
             assert isinstance(seen[0], CloseConnection)
             assert (seen[0].code, seen[0].reason) == (1009, f"message exceeds the limit of {limit} bytes")
             await round_trip(info.url)
+
+
+class TaskSteps(trio.abc.Instrument):
+    """Numbers every task step, so that work done within one step can be counted."""
+
+    def __init__(self) -> None:
+        self.step = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        self.step += 1
+
+
+async def test_a_flood_is_parsed_in_bounded_steps_and_not_past_the_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """10,000 empty frames in one send: the server acts on 4,097 of them, the last one
+    closing with 1009, and lets other tasks run every `FRAMES_PER_CHECKPOINT` frames."""
+    steps = TaskSteps()
+    per_step: Counter[int] = Counter()
+    original = WsConnection._on_event  # pyright: ignore[reportPrivateUsage]
+
+    async def counting(self: WsConnection, event: Event, sink: Sink) -> bool:
+        if not self.client:
+            per_step[steps.step] += 1
+        return await original(self, event, sink)
+
+    monkeypatch.setattr(WsConnection, "_on_event", counting)
+    flood = masked(OP_TEXT, b"", fin=False) + masked(OP_CONT, b"", fin=False) * 10_000
+    trio.lowlevel.add_instrument(steps)
+    try:
+        with trio.fail_after(30):
+            async with running(close_timeout=FLOOD_CLOSE_TIMEOUT) as info:
+                async with peer(info.port) as client:
+                    await client.stream.send_all(flood)
+                    seen = await client.events()
+                assert [
+                    (event.code, event.reason) for event in seen if isinstance(event, CloseConnection)
+                ] == [(1009, f"message in more than {MAX_FRAMES_PER_MESSAGE} frames")]
+    finally:
+        trio.lowlevel.remove_instrument(steps)
+    assert sum(per_step.values()) == MAX_FRAMES_PER_MESSAGE + 1
+    assert max(per_step.values()) <= FRAMES_PER_CHECKPOINT
