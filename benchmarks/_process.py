@@ -2,23 +2,29 @@
 
 Every process started here is recorded until it is stopped; `stop_all` (the runner calls it in a
 ``finally``) terminates whatever is left, one pid at a time, so no error leaves a server behind.
+Also what the parent and its children measure or need of their own process: memory (`rss`,
+`RssSampler`), CPU time (`cpu_seconds`), the open-file limit (`raise_fd_limit`) and the end of
+standard input, a child's signal to stop (`stdin_closed`).
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import resource
 import subprocess
+import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Final
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Final
 
 import psutil
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
-    from pathlib import Path
 
+ROOT: Final = Path(__file__).resolve().parent.parent
 # Seconds a terminated peer may take to exit before it is killed.
 STOP_GRACE: Final = 5.0
 
@@ -30,22 +36,33 @@ class PeerError(RuntimeError):
 
 
 class Peer:
-    """One child process speaking the line protocol of `benchmarks._spec` on its stdout."""
+    """One child process speaking the line protocol of `benchmarks._spec` on its stdout.
 
-    def __init__(self, argv: Sequence[str], *, cwd: Path, log: Path, cpu: int | None = None) -> None:
+    Its stderr goes to ``log``, or, without one, to this process's stderr.
+    """
+
+    def __init__(
+        self, argv: Sequence[str], *, cwd: Path, log: Path | None = None, cpu: int | None = None
+    ) -> None:
         self.argv = list(argv)
         self.log = log
-        log.parent.mkdir(parents=True, exist_ok=True)
-        with log.open("wb") as stderr:
-            self.proc = subprocess.Popen(
-                self.argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
-            )
+        if log is None:
+            self.proc = self._start(cwd, None)
+        else:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            with log.open("wb") as stderr:
+                self.proc = self._start(cwd, stderr)
         _live.add(self)
         if cpu is not None and hasattr(os, "sched_setaffinity"):
             # Right after the start, before the child makes threads (they inherit the setting).
             os.sched_setaffinity(self.proc.pid, {cpu})
         self._lines: queue.Queue[str | None] = queue.Queue()
         threading.Thread(target=self._read, daemon=True).start()
+
+    def _start(self, cwd: Path, stderr: IO[bytes] | None) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            self.argv, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, text=True
+        )
 
     @property
     def pid(self) -> int:
@@ -54,8 +71,11 @@ class Peer:
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self._lines.put(line.rstrip("\n"))
+        try:
+            for line in self.proc.stdout:
+                self._lines.put(line.rstrip("\n"))
+        except (OSError, ValueError):
+            pass  # `stop` closed the pipe under this thread
         self._lines.put(None)
 
     def expect(self, word: str, timeout: float) -> str:
@@ -83,6 +103,11 @@ class Peer:
         self.proc.stdin.write(text + "\n")
         self.proc.stdin.flush()
 
+    def close_stdin(self) -> None:
+        """Close the peer's standard input: the children that wait for its end take it as "stop"."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+
     def stop(self) -> None:
         """Terminate this peer by its pid, kill it after a grace period, close its pipes."""
         if self.proc.poll() is None:
@@ -104,12 +129,19 @@ class Peer:
         return " ".join(self.argv[2:5])
 
     def tail(self, lines: int = 15) -> str:
-        """The last lines of the peer's stderr, for an error message."""
+        """The last lines of the peer's stderr log, for an error message ("" without a log)."""
+        if self.log is None:
+            return ""
         try:
             text = self.log.read_text(errors="replace").rstrip()
         except OSError:
             return ""
         return "\n  stderr: " + "\n  ".join(text.splitlines()[-lines:]) if text else ""
+
+
+def spawn(module: str, *args: str, log: Path | None = None) -> Peer:
+    """``python -m <module> <args>`` run from the repository root, as a `Peer`."""
+    return Peer([sys.executable, "-m", module, *args], cwd=ROOT, log=log)
 
 
 def stop_all() -> None:
@@ -118,9 +150,43 @@ def stop_all() -> None:
         peer.stop()
 
 
+def stdin_closed() -> threading.Event:
+    """An event set once this process's standard input ends (a child's signal to stop)."""
+    closed = threading.Event()
+
+    def wait_for_eof() -> None:
+        sys.stdin.read()
+        closed.set()
+
+    threading.Thread(target=wait_for_eof, daemon=True).start()
+    return closed
+
+
+def raise_fd_limit(wanted: int | None = None) -> None:
+    """Raise the soft limit on open files (for hundreds or thousands of sockets).
+
+    To ``wanted``, or else to the hard limit (65,536 if that is unlimited, which the kernel
+    may not grant as a soft limit); never above the hard limit, never lowered.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY:
+        target = wanted if wanted is not None else max(soft, 65536)
+    else:
+        target = min(wanted, hard) if wanted is not None else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+
+
 def rss(pid: int) -> int:
     """A process's resident set size now, in bytes."""
     return int(psutil.Process(pid).memory_info().rss)
+
+
+def cpu_seconds(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) ``pid`` used so far; with ``children``, its live children's too."""
+    process = psutil.Process(pid)
+    processes = [process, *(process.children(recursive=True) if children else [])]
+    return float(sum(p.cpu_times().user + p.cpu_times().system for p in processes))
 
 
 class RssSampler:

@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import socket
 import struct
-import subprocess
 import sys
-import threading
 import time
 from typing import Final
+
+from benchmarks._markdown import table, verdict
+from benchmarks._process import rss, spawn
+from benchmarks._rawws import INITIALIZE, INITIALIZED, OP_CLOSE, connect, frame, text_frame
 
 KiB: Final = 1024
 CYCLES: Final = {False: 10_000, True: 300}
@@ -33,15 +35,11 @@ WARMUP: Final = {False: 1_000, True: 100}
 TARGET: Final = 1 * KiB
 LIFETIME: Final = 1800.0
 START_TIMEOUT: Final = 60.0
-KEY: Final = "dGhlIHNhbXBsZSBub25jZQ=="
-INITIALIZE: Final = (
-    b'{"jsonrpc":"2.0","id":0,"method":"initialize","params":{"protocolVersion":"2025-06-18",'
-    b'"capabilities":{},"clientInfo":{"name":"churn","version":"1"}}}'
-)
-INITIALIZED: Final = b'{"jsonrpc":"2.0","method":"notifications/initialized"}'
+# Seconds any one socket operation of a cycle may block.
+SOCKET_TIMEOUT: Final = 30.0
 CALL: Final = b'{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"wait","arguments":{}}}'
 PING: Final = b'{"jsonrpc":"2.0","id":1,"method":"ping"}'
-CLOSE_1000: Final = b"\x88\x82\0\0\0\0\x03\xe8"
+CLOSE_1000: Final = frame(OP_CLOSE, (1000).to_bytes(2, "big"))
 
 
 def run_server() -> None:
@@ -74,30 +72,9 @@ def run_server() -> None:
     trio.run(main)
 
 
-def _frame(payload: bytes) -> bytes:
-    """One masked client text frame (zero key)."""
-    size = len(payload)
-    head = bytes((0x81, 0x80 | size)) if size < 126 else bytes((0x81, 0x80 | 126)) + struct.pack("!H", size)
-    return head + b"\0\0\0\0" + payload
-
-
 def _open(port: int) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(
-        (
-            f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mcp\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-    return sock
+    """A WebSocket connection, handshake done (the server sends nothing before a request)."""
+    return connect(port, timeout=SOCKET_TIMEOUT)[0]
 
 
 def _reset(sock: socket.socket) -> None:
@@ -116,7 +93,7 @@ def _read_until(sock: socket.socket, marker: bytes) -> None:
 
 def clean(port: int) -> None:
     sock = _open(port)
-    sock.sendall(_frame(PING))
+    sock.sendall(text_frame(PING))
     _read_until(sock, b'"ping"')
     sock.sendall(CLOSE_1000)
     while sock.recv(65536):  # the close answer, then the server's TCP close
@@ -130,15 +107,15 @@ def reset(port: int) -> None:
 
 def reset_mid_frame(port: int) -> None:
     sock = _open(port)
-    sock.sendall(_frame(b"x" * 1000)[:500])
+    sock.sendall(text_frame(b"x" * 1000)[:500])
     _reset(sock)
 
 
 def reset_mid_call(port: int) -> None:
     sock = _open(port)
-    sock.sendall(_frame(INITIALIZE))
+    sock.sendall(text_frame(INITIALIZE))
     _read_until(sock, b'"id":0')
-    sock.sendall(_frame(INITIALIZED) + _frame(CALL))
+    sock.sendall(text_frame(INITIALIZED) + text_frame(CALL))
     time.sleep(0.001)  # let the call start (pacing; the test checks this deterministically)
     _reset(sock)
 
@@ -153,8 +130,6 @@ KINDS: Final = (
 
 def main(argv: list[str] | None = None) -> int:
     """Run every kind (or serve, as the child) and print the markdown."""
-    from benchmarks._process import rss
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.case_churn")
     parser.add_argument("--smoke", action="store_true", help=f"{CYCLES[True]} cycles per kind")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -163,29 +138,11 @@ def main(argv: list[str] | None = None) -> int:
         run_server()
         return 0
     cycles, warmup = CYCLES[args.smoke], WARMUP[args.smoke]
-    server = subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.case_churn", "--serve"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server = spawn("benchmarks.case_churn", "--serve")
     rows: list[list[str]] = []
     try:
-        ports: list[str] = []
-
-        def read() -> None:
-            assert server.stdout is not None
-            for line in server.stdout:
-                if line.startswith("READY "):
-                    ports.extend(line.split()[1:])
-                    return
-
-        reader = threading.Thread(target=read, daemon=True)
-        reader.start()
-        reader.join(START_TIMEOUT)
-        if not ports:
-            raise RuntimeError("the server did not start")
-        port = {"echo": int(ports[0]), "mcp": int(ports[1])}
+        echo_port, mcp_port = server.expect("READY", START_TIMEOUT).split()
+        port = {"echo": int(echo_port), "mcp": int(mcp_port)}
         for label, cycle, kind in KINDS:
             for _ in range(warmup):
                 cycle(port[kind])
@@ -205,29 +162,18 @@ def main(argv: list[str] | None = None) -> int:
                     f"{cycles / elapsed:,.0f}",
                     f"{before / KiB / KiB:.1f} / {after / KiB / KiB:.1f}",
                     f"{per:,.0f}",
-                    "yes" if per < TARGET else "**no**",
+                    verdict(per < TARGET),
                 ]
             )
     finally:
-        if server.poll() is None:
-            server.terminate()
-            try:
-                server.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(timeout=5)
-        if server.stdout is not None:
-            server.stdout.close()
+        server.stop()
     print(f"## Connection churn: server RSS over {cycles:,} cycles of each kind\n")
     print(
         f"After {warmup:,} warm-up cycles, the server's RSS before and after {cycles:,} more; "
         f"target: growth under {TARGET // KiB} KiB per connection.\n"
     )
     header = ["kind", "cycles", "cycles/s", "RSS before / after MiB", "growth B/connection", "on target"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
+    print(table(header, rows))
     return 0
 
 

@@ -17,18 +17,23 @@ them almost nothing and the server does all the work a real attack would cause.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import socket
-import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+from benchmarks._markdown import table, verdict
+from benchmarks._probe import idle_median, ping_round_trips, probe_cells, worst
+from benchmarks._process import Peer, RssSampler, spawn
+from benchmarks._rawws import INITIALIZE, INITIALIZED, connect, text_frame
+from benchmarks._spec import percentile
+from benchmarks._target import KINDS, run_target
+from trio_mcp_ws._options import SERVER_MAX_CONTAINERS, SERVER_MAX_MEMBERS
+
+if TYPE_CHECKING:
+    import socket
+
 MiB: Final = 1024 * 1024
 # Hostile frames stay just under the servers' default max_message_size (4 MiB), so they are
 # decoded rather than refused with 1009.
@@ -38,8 +43,6 @@ ATTACKERS: Final = 8
 FULL_SECONDS: Final = 12.0
 SMOKE_SECONDS: Final = 3.0
 WARMUP: Final = 1.0
-# Pause between two probes: about 100 round trips a second per shape on an idle server.
-PROBE_GAP: Final = 0.005
 # Every child exits after this many seconds, whatever happens to this process.
 LIFETIME: Final = 120.0
 # Seconds to wait for a child's first line (the server imports the SDK).
@@ -61,6 +64,20 @@ def _keys(prefix: str, suffix: str, count: int) -> str:
     return prefix + ",".join(f'"k{i}":0' for i in range(count)) + suffix
 
 
+def _padded(prefix: str, suffix: str) -> str:
+    """``prefix``, a ``"pad"`` string member filling the frame to `FRAME_SIZE`, ``suffix``."""
+    head = prefix + ',"pad":"'
+    return head + "x" * (FRAME_SIZE - len(head) - 1 - len(suffix)) + '"' + suffix
+
+
+# Frames tuned to pass the structural budget a server applies (SERVER_MAX_*): as many containers or
+# members as it admits, the rest of the 4 MiB a string, so every one is decoded in full.
+_REQUEST: Final = '{"jsonrpc":"2.0","id":1,"method":"hostile","params":{'
+_AT_CONTAINERS: Final = (SERVER_MAX_CONTAINERS - 3) // 3  # "[[],[]]" units, beside 2 "{" and 1 "["
+_AT_MEMBERS: Final = SERVER_MAX_MEMBERS - 5  # beside jsonrpc, id, method, params and pad
+_AT_TOOL_MEMBERS: Final = SERVER_MAX_MEMBERS - 7  # beside those, name and arguments
+
+
 @dataclass(frozen=True)
 class Shape:
     """One kind of hostile frame, and the server it is sent to."""
@@ -80,6 +97,21 @@ class Shape:
             return _fill('{"jsonrpc":"2.0","method":"hostile","params":{"a":[', '{"id":1}', ']},"id":1}')
         if self.key == "keys":
             return _keys('{"jsonrpc":"2.0","id":1,"method":"hostile","params":{', "}}", 330_000)
+        if self.key == "lists-budget":
+            return _padded(_REQUEST + '"a":[' + ",".join(["[[],[]]"] * _AT_CONTAINERS) + "]", "}}")
+        if self.key == "keys-budget":
+            return _padded(_keys(_REQUEST, "", _AT_MEMBERS), "}}")
+        if self.key == "scalars":
+            return _fill(_REQUEST + '"a":[', "0", "]}}")
+        if self.key == "tool-keys-budget":
+            return _padded(
+                _keys(
+                    '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{',
+                    "}",
+                    _AT_TOOL_MEMBERS,
+                ),
+                "}}",
+            )
         if self.key == "tool-keys":
             return _keys(
                 '{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","arguments":{',
@@ -95,111 +127,25 @@ SHAPES: Final = (
     Shape("nested-id", 'payload not last, nested "id"', "echo"),
     Shape("keys", "330k object keys", "echo"),
     Shape("tool-keys", "300k keys in tools/call arguments (serve_mcp)", "mcp"),
+    Shape("lists-budget", f"{_AT_CONTAINERS * 3:,} containers, padded (at the budget)", "echo"),
+    Shape("keys-budget", f"{_AT_MEMBERS:,} object keys, padded (at the budget)", "echo"),
+    Shape("scalars", "2 million numbers in one array (no budget applies)", "echo"),
+    Shape("tool-keys-budget", f"{_AT_TOOL_MEMBERS:,} keys in tools/call arguments (serve_mcp)", "mcp"),
 )
-
-INITIALIZE: Final = json.dumps(
-    {
-        "jsonrpc": "2.0",
-        "id": 0,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "bench", "version": "1"},
-        },
-    }
-)
-INITIALIZED: Final = '{"jsonrpc":"2.0","method":"notifications/initialized"}'
-
-
-# -- the server process -----------------------------------------------------------------------
-
-
-def run_server(kind: str) -> None:
-    """Serve on a free port of 127.0.0.1, print ``READY <port>``, serve until `LIFETIME`."""
-    import trio
-    from mcp.shared.message import SessionMessage
-    from mcp_types import JSONRPCRequest, JSONRPCResponse
-
-    import trio_mcp_ws
-
-    async def answer(read: trio_mcp_ws.ReadChannel, write: trio_mcp_ws.WriteChannel) -> None:
-        # Answer each request with an empty result; bad frames arrive as exceptions and are
-        # dropped here, as a session would after answering them.
-        async with write:
-            async for item in read:
-                if isinstance(item, SessionMessage) and isinstance(item.message, JSONRPCRequest):
-                    reply = JSONRPCResponse(jsonrpc="2.0", id=item.message.id, result={})
-                    await write.send(SessionMessage(reply))
-
-    async def main() -> None:
-        with trio.move_on_after(LIFETIME):
-            async with trio.open_nursery() as nursery:
-                if kind == "mcp":
-                    from mcp.server.mcpserver import MCPServer
-
-                    mcp = MCPServer("hostile-bench", log_level="WARNING")
-
-                    @mcp.tool()
-                    def echo(text: str = "") -> str:
-                        """Return the text unchanged."""
-                        return text
-
-                    info = await nursery.start(trio_mcp_ws.serve_mcp, mcp, "127.0.0.1", 0)
-                else:
-                    info = await nursery.start(trio_mcp_ws.serve, answer, "127.0.0.1", 0)
-                print("READY", info.port, flush=True)
-
-    trio.run(main)
-
 
 # -- the attacker process ---------------------------------------------------------------------
-
-
-def _wire(text: str) -> bytes:
-    """One masked client text frame with a zero key (XOR with zeros leaves the payload as is)."""
-    payload = text.encode()
-    size = len(payload)
-    if size < 126:
-        head = bytes((0x81, 0x80 | size))
-    elif size < 1 << 16:
-        head = bytes((0x81, 0x80 | 126)) + size.to_bytes(2, "big")
-    else:
-        head = bytes((0x81, 0x80 | 127)) + size.to_bytes(8, "big")
-    return head + b"\0\0\0\0" + payload
-
-
-def _open(port: int) -> socket.socket:
-    """A WebSocket connection to the server, handshake done (no extension, subprotocol mcp)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-    sock.sendall(
-        (
-            f"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-            "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: mcp\r\n\r\n"
-        ).encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = sock.recv(4096)
-        if not chunk:
-            raise ConnectionError("closed during the handshake")
-        head += chunk
-    if not head.startswith(b"HTTP/1.1 101"):
-        raise ConnectionError(head.split(b"\r\n", 1)[0].decode())
-    return sock
 
 
 def run_attacker(shape_key: str, port: int, seconds: float) -> None:
     """Send hostile frames on `ATTACKERS` connections for ``seconds``; print ``SENT <n>``."""
     shape = next(shape for shape in SHAPES if shape.key == shape_key)
-    frame = _wire(shape.frame())
+    frame = text_frame(shape.frame())
     deadline = time.monotonic() + min(seconds, LIFETIME)
     sent = [0] * ATTACKERS
-    socks = [_open(port) for _ in range(ATTACKERS)]
+    socks = [connect(port, timeout=30)[0] for _ in range(ATTACKERS)]
     if shape.server == "mcp":
         for sock in socks:
-            sock.sendall(_wire(INITIALIZE) + _wire(INITIALIZED))
+            sock.sendall(text_frame(INITIALIZE) + text_frame(INITIALIZED))
     print("ATTACKING", flush=True)
 
     def drain(sock: socket.socket) -> None:
@@ -232,81 +178,9 @@ def run_attacker(shape_key: str, port: int, seconds: float) -> None:
 # -- the measuring side -----------------------------------------------------------------------
 
 
-def _child(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.case_hostile_frames", *args],
-        cwd=os.getcwd(),
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _expect(proc: subprocess.Popen[str], word: str) -> str:
-    """The rest of the child's first line starting with ``word`` (bounded by `START_TIMEOUT`)."""
-    assert proc.stdout is not None
-    result: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            head, _, rest = line.strip().partition(" ")
-            if head == word:
-                result.append(rest)
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(START_TIMEOUT)
-    if not result:
-        raise RuntimeError(f"no {word} from {proc.args!r}")
-    return result[0]
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    if proc.stdout is not None:
-        proc.stdout.close()
-
-
-def _probe(port: int, server: str, seconds: float) -> list[float]:
-    """Round trips of ``ping`` requests for ``seconds``, from a fresh connection (trio)."""
-    import mcp_types as t
-    import trio
-    from mcp.shared.message import SessionMessage
-
-    from trio_mcp_ws import websocket_client
-
-    async def main() -> list[float]:
-        times: list[float] = []
-        with trio.fail_after(seconds + 60):
-            async with websocket_client(f"ws://127.0.0.1:{port}/mcp") as (read, write):
-                if server == "mcp":
-                    await write.send(SessionMessage(t.jsonrpc_message_adapter.validate_json(INITIALIZE)))
-                    await read.receive()
-                    await write.send(SessionMessage(t.jsonrpc_message_adapter.validate_json(INITIALIZED)))
-                deadline = trio.current_time() + seconds
-                request_id = 1
-                while trio.current_time() < deadline:
-                    start = time.perf_counter()
-                    await write.send(
-                        SessionMessage(t.JSONRPCRequest(jsonrpc="2.0", id=request_id, method="ping"))
-                    )
-                    reply = await read.receive()
-                    times.append(time.perf_counter() - start)
-                    if not isinstance(reply, SessionMessage):
-                        raise RuntimeError(f"the probe's connection failed: {reply!r}")
-                    request_id += 1
-                    await trio.sleep(PROBE_GAP)  # pacing, not synchronisation
-        return times
-
-    return trio.run(main)
+def _child(*args: str) -> Peer:
+    """This module run as a child process (stderr inherited)."""
+    return spawn("benchmarks.case_hostile_frames", *args)
 
 
 @dataclass
@@ -320,44 +194,37 @@ class Row:
     baseline: float
 
     def cells(self) -> list[str]:
-        from benchmarks._spec import percentile
-
-        p50, p99 = percentile(self.rtts, 0.5), percentile(self.rtts, 0.99)
-        worst = max(self.rtts) if self.rtts else float("nan")
-        ok = p99 < TARGET_P99 and worst < TARGET_WORST and self.peak_rss < TARGET_RSS
+        """The table cells of this row."""
+        p99 = percentile(self.rtts, 0.99)
+        ok = p99 < TARGET_P99 and worst(self.rtts) < TARGET_WORST and self.peak_rss < TARGET_RSS
         return [
             self.shape.label,
             str(self.sent),
-            str(len(self.rtts)),
-            f"{self.baseline * 1000:.1f}",
-            f"{p50 * 1000:.1f}",
-            f"{p99 * 1000:.1f}",
-            f"{worst * 1000:.0f}",
+            *probe_cells(self.rtts, self.baseline),
             f"{self.peak_rss / MiB:.0f}",
-            "yes" if ok else "**no**",
+            verdict(ok),
         ]
 
 
-def measure(shape: Shape, seconds: float) -> Row:
+def measure(shape: Shape, seconds: float, *, freeze: bool) -> Row:
     """One shape: fresh server, a baseline, then the attack with the probe alongside."""
-    from benchmarks._process import RssSampler
-
-    server = _child("--serve", shape.server)
-    attacker: subprocess.Popen[str] | None = None
+    mcp = shape.server == "mcp"
+    server = _child("--serve", shape.server, *([] if freeze else ["--no-freeze"]))
+    attacker: Peer | None = None
     try:
-        port = int(_expect(server, "READY"))
-        baseline = sorted(_probe(port, shape.server, 0.5))
+        port = int(server.expect("READY", START_TIMEOUT))
+        baseline = idle_median(port, 0.5, mcp=mcp)
         with RssSampler(server.pid) as sampler:
             attacker = _child("--attack", shape.key, "--port", str(port), "--seconds", str(seconds + WARMUP))
-            _expect(attacker, "ATTACKING")
+            attacker.expect("ATTACKING", START_TIMEOUT)
             time.sleep(WARMUP)  # let the attack reach full speed before measuring
-            rtts = _probe(port, shape.server, seconds)
-            sent = int(_expect(attacker, "SENT"))
-        return Row(shape, sent, rtts, sampler.peak, baseline[len(baseline) // 2])
+            rtts = ping_round_trips(port, seconds, mcp=mcp)
+            sent = int(attacker.expect("SENT", START_TIMEOUT))
+        return Row(shape, sent, rtts, sampler.peak, baseline)
     finally:
         if attacker is not None:
-            _stop(attacker)
-        _stop(server)
+            attacker.stop()
+        server.stop()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,32 +232,34 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.case_hostile_frames")
     parser.add_argument("--smoke", action="store_true", help=f"{SMOKE_SECONDS:.0f} s per shape")
     parser.add_argument("--shape", action="append", choices=[shape.key for shape in SHAPES])
-    parser.add_argument("--serve", choices=["echo", "mcp"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--no-freeze", action="store_true", help="servers do not freeze their heap once listening"
+    )
+    parser.add_argument("--serve", choices=KINDS, help=argparse.SUPPRESS)
     parser.add_argument("--attack", help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        run_server(args.serve)
+        run_target(args.serve, name="hostile-bench", lifetime=LIFETIME, freeze=not args.no_freeze)
         return 0
     if args.attack:
         run_attacker(args.attack, args.port, args.seconds)
         return 0
     seconds = SMOKE_SECONDS if args.smoke else FULL_SECONDS
     shapes = [shape for shape in SHAPES if not args.shape or shape.key in args.shape]
-    rows = [measure(shape, seconds) for shape in shapes]
+    rows = [measure(shape, seconds, freeze=not args.no_freeze) for shape in shapes]
     print(f"## Hostile 4 MiB frames ({ATTACKERS} attackers, {seconds:.0f} s per shape)\n")
     print(
         "Round trips of a ninth client (`ping`) while the attackers send nonstop; targets: "
         f"p99 < {TARGET_P99 * 1000:.0f} ms, worst < {TARGET_WORST * 1000:.0f} ms, "
-        f"server peak RSS < {TARGET_RSS // MiB} MiB.\n"
+        f"server peak RSS < {TARGET_RSS // MiB} MiB. The servers "
+        + ("do not freeze their heap" if args.no_freeze else "freeze their heap once listening")
+        + " (`gc.freeze()`, as docs/server.md advises).\n"
     )
     header = ["shape", "frames sent", "round trips", "idle p50 ms", "p50 ms", "p99 ms", "worst ms"]
     header += ["peak RSS MiB", "on target"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row.cells()) + " |")
+    print(table(header, (row.cells() for row in rows)))
     return 0
 
 

@@ -40,14 +40,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-import psutil
-
-from benchmarks._process import Peer, stop_all
+from benchmarks._markdown import table
+from benchmarks._process import ROOT, cpu_seconds, spawn, stop_all
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-ROOT: Final = Path(__file__).resolve().parent.parent
+    from benchmarks._process import Peer
+
 NGINX_SITE: Final = ROOT / "tests" / "deploy" / "nginx-mcp.conf"
 WORKER_COUNTS: Final = (1, 2, 4)
 CALL_CLIENTS: Final = 32
@@ -309,13 +309,6 @@ def stop_nginx(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
-def cpu_seconds(pid: int, *, children: bool = False) -> float:
-    """CPU seconds ``pid`` used so far; with ``children``, its live children's too (nginx's workers)."""
-    process = psutil.Process(pid)
-    processes = [process, *(process.children(recursive=True) if children else [])]
-    return float(sum(p.cpu_times().user + p.cpu_times().system for p in processes))
-
-
 def measure(rows: list[Row], workers: int, *, smoke: bool, work: Path) -> None:
     """Run both paths (direct, then nginx) for ``workers`` worker processes; append their rows."""
     import trio
@@ -325,8 +318,8 @@ def measure(rows: list[Row], workers: int, *, smoke: bool, work: Path) -> None:
     peers: list[Peer] = []
     nginx: subprocess.Popen[bytes] | None = None
     try:
-        me = [sys.executable, "-m", "benchmarks.case_nginx_scale", "--worker", str(mcp_port), str(echo_port)]
-        peers = [Peer(me, cwd=ROOT, log=work / f"worker-{workers}-{i}.log") for i in range(workers)]
+        me = ("benchmarks.case_nginx_scale", "--worker", str(mcp_port), str(echo_port))
+        peers = [spawn(*me, log=work / f"worker-{workers}-{i}.log") for i in range(workers)]
         for peer in peers:
             peer.expect("READY", START_TIMEOUT)
         paths: list[tuple[str, str, str]] = [
@@ -412,10 +405,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     header = ["workers", "path", "call_tool/s", "open all s", "messages/s", "worker CPU %", "nginx CPU %"]
     header += ["client CPU %", "note"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for row in rows:
-        print("| " + " | ".join(row.cells()) + " |")
+    print(table(header, (row.cells() for row in rows)))
     return 0
 
 

@@ -15,14 +15,15 @@ seconds, and both children are stopped by pid in a ``finally``.
 from __future__ import annotations
 
 import argparse
-import resource
 import selectors
 import socket
-import subprocess
 import sys
-import threading
 import time
 from typing import Final
+
+from benchmarks._markdown import table, verdict
+from benchmarks._process import Peer, raise_fd_limit, rss, spawn, stdin_closed
+from benchmarks._spec import percentile
 
 MiB: Final = 1024 * 1024
 HELD: Final = {False: 2000, True: 300}
@@ -40,12 +41,6 @@ SATURATE: Final = 3.0
 HEAD: Final = b"GET /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
 
 
-def _raise_fd_limit() -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-
-
 def run_server() -> None:
     """`serve_mcp` with one tool on a free port; print ``READY <port>``; stop after `LIFETIME`."""
     import trio
@@ -53,7 +48,7 @@ def run_server() -> None:
 
     import trio_mcp_ws
 
-    _raise_fd_limit()
+    raise_fd_limit()
     mcp = MCPServer("slowloris-bench", log_level="WARNING")
 
     @mcp.tool()
@@ -75,7 +70,7 @@ def run_attacker(port: int, held: int) -> None:
 
     Prints ``HOLDING`` once all are open, then ``REOPENED <n>`` when its stdin closes.
     """
-    _raise_fd_limit()
+    raise_fd_limit()
     selector = selectors.DefaultSelector()
     reopened = 0
 
@@ -90,13 +85,7 @@ def run_attacker(port: int, held: int) -> None:
 
     for _ in range(held):
         open_one()
-    stop = threading.Event()
-
-    def wait_for_stdin_eof() -> None:
-        sys.stdin.read()
-        stop.set()
-
-    threading.Thread(target=wait_for_stdin_eof, daemon=True).start()
+    stop = stdin_closed()
     announced = False
     next_trickle = time.monotonic() + TRICKLE
     deadline = time.monotonic() + LIFETIME
@@ -137,49 +126,9 @@ def run_attacker(port: int, held: int) -> None:
     print("REOPENED", reopened, flush=True)
 
 
-def _child(*args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "benchmarks.case_slowloris", *args],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-
-
-def _expect(proc: subprocess.Popen[str], word: str, timeout: float = START_TIMEOUT) -> str:
-    """The rest of the child's first line starting with ``word``."""
-    result: list[str] = []
-
-    def read() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            head, _, rest = line.strip().partition(" ")
-            if head == word:
-                result.append(rest)
-                return
-
-    reader = threading.Thread(target=read, daemon=True)
-    reader.start()
-    reader.join(timeout)
-    if not result:
-        raise RuntimeError(f"no {word} from {proc.args!r}")
-    return result[0]
-
-
-def _stop(proc: subprocess.Popen[str]) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
-    for pipe in (proc.stdin, proc.stdout):
-        if pipe is not None:
-            try:
-                pipe.close()
-            except OSError:
-                pass
+def _child(*args: str) -> Peer:
+    """This module run as a child process (stderr inherited)."""
+    return spawn("benchmarks.case_slowloris", *args)
 
 
 def _tries(port: int, count: int) -> list[float]:
@@ -207,9 +156,6 @@ def _tries(port: int, count: int) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the case (or act as one of its child processes) and print the markdown."""
-    from benchmarks._process import rss
-    from benchmarks._spec import percentile
-
     parser = argparse.ArgumentParser(prog="python -m benchmarks.case_slowloris")
     parser.add_argument("--smoke", action="store_true", help="fewer half-handshakes and tries")
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
@@ -222,26 +168,25 @@ def main(argv: list[str] | None = None) -> int:
     if args.attack:
         run_attacker(args.attack, args.held)
         return 0
-    _raise_fd_limit()
+    raise_fd_limit()
     held, tries = HELD[args.smoke], TRIES[args.smoke]
     server = _child("--serve")
-    attacker: subprocess.Popen[str] | None = None
+    attacker: Peer | None = None
     try:
-        port = int(_expect(server, "READY"))
+        port = int(server.expect("READY", START_TIMEOUT))
         idle = _tries(port, 3)
         before = rss(server.pid)
         attacker = _child("--attack", str(port), "--held", str(held))
-        _expect(attacker, "HOLDING")
+        attacker.expect("HOLDING", START_TIMEOUT)
         time.sleep(SATURATE)  # let evictions and reopenings reach a steady state
         during = rss(server.pid)
         times = _tries(port, tries)
-        assert attacker.stdin is not None
-        attacker.stdin.close()
-        reopened = int(_expect(attacker, "REOPENED"))
+        attacker.close_stdin()
+        reopened = int(attacker.expect("REOPENED", START_TIMEOUT))
     finally:
         if attacker is not None:
-            _stop(attacker)
-        _stop(server)
+            attacker.stop()
+        server.stop()
     from trio_mcp_ws._listener import MAX_PENDING_HANDSHAKES
 
     p99, worst = percentile(times, 0.99), max(times)
@@ -252,19 +197,20 @@ def main(argv: list[str] | None = None) -> int:
         f"soon as the server drops it) while a real `mcp.Client` connects, initializes and calls "
         f"a tool, {tries} times; target p99 < {TARGET_P99:.0f} s.\n"
     )
-    print("| figure | value |")
-    print("|---|---|")
-    print(f"| idle connect + call, median | {sorted(idle)[len(idle) // 2] * 1000:.0f} ms |")
-    print(f"| under attack, p50 | {percentile(times, 0.5) * 1000:.0f} ms |")
-    print(f"| under attack, p99 | {p99 * 1000:.0f} ms |")
-    print(f"| under attack, worst | {worst * 1000:.0f} ms |")
-    print(f"| on target (p99 < {TARGET_P99:.0f} s) | {'yes' if p99 < TARGET_P99 else '**no**'} |")
-    print(f"| held connections the server dropped (and the attacker reopened) | {reopened:,} |")
-    print(f"| server RSS before / during the attack | {before / MiB:.1f} / {during / MiB:.1f} MiB |")
-    print(
-        f"| RSS growth per pending handshake (at most {MAX_PENDING_HANDSHAKES} pending) | "
-        f"{per_pending / 1024:.1f} KiB |"
-    )
+    figures = [
+        ["idle connect + call, median", f"{percentile(idle, 0.5) * 1000:.0f} ms"],
+        ["under attack, p50", f"{percentile(times, 0.5) * 1000:.0f} ms"],
+        ["under attack, p99", f"{p99 * 1000:.0f} ms"],
+        ["under attack, worst", f"{worst * 1000:.0f} ms"],
+        [f"on target (p99 < {TARGET_P99:.0f} s)", verdict(p99 < TARGET_P99)],
+        ["held connections the server dropped (and the attacker reopened)", f"{reopened:,}"],
+        ["server RSS before / during the attack", f"{before / MiB:.1f} / {during / MiB:.1f} MiB"],
+        [
+            f"RSS growth per pending handshake (at most {MAX_PENDING_HANDSHAKES} pending)",
+            f"{per_pending / 1024:.1f} KiB",
+        ],
+    ]
+    print(table(["figure", "value"], figures))
     return 0
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any, TypeAlias, cast
 
+from ._markdown import table
 from ._spec import PAYLOADS, REALISTIC, payload
 from ._summary import PACKAGES
 
@@ -84,8 +85,7 @@ def ratio(ours: float | None, other: float | None) -> str:
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return [*lines, *("| " + " | ".join(row) + " |" for row in rows), ""]
+    return [*table(header, rows).splitlines(), ""]
 
 
 def _grid(

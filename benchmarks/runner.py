@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Final
 
 from . import _mcp130env, report
-from ._process import Peer, PeerError, RssSampler, rss, stop_all
+from ._process import Peer, PeerError, RssSampler, raise_fd_limit, rss, stop_all
 from ._spec import HOLDING, PAYLOADS, READY, RESULT, WARM, Plan, Results, percentile
 from ._summary import PACKAGES, Summary
 
@@ -308,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         levels=[10] if smoke else [1, 10, 100, 1000],
         idle_clients=10 if smoke else 1000,
     )
-    _raise_fd_limit()
+    raise_fd_limit(WANTED_FDS)
     started = time.monotonic()
     summary.machine = machine_info()
     try:
@@ -318,12 +318,3 @@ def main(argv: list[str] | None = None) -> int:
     summary.machine["duration"] = f"{time.monotonic() - started:.0f} s"
     summary.machine["load after"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
     return report.write(summary, out, plots)
-
-
-def _raise_fd_limit() -> None:
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = WANTED_FDS if hard == resource.RLIM_INFINITY else min(WANTED_FDS, hard)
-    if soft != resource.RLIM_INFINITY and soft < target:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
