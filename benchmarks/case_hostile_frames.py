@@ -29,6 +29,7 @@ from benchmarks._process import Peer, RssSampler, spawn
 from benchmarks._rawws import INITIALIZE, INITIALIZED, connect, text_frame
 from benchmarks._spec import percentile
 from benchmarks._target import KINDS, run_target
+from trio_mcp_ws._offload import INLINE_CONTAINERS, INLINE_MEMBERS, THREAD_LIMIT
 from trio_mcp_ws._options import SERVER_MAX_CONTAINERS, SERVER_MAX_MEMBERS
 
 if TYPE_CHECKING:
@@ -64,10 +65,10 @@ def _keys(prefix: str, suffix: str, count: int) -> str:
     return prefix + ",".join(f'"k{i}":0' for i in range(count)) + suffix
 
 
-def _padded(prefix: str, suffix: str) -> str:
-    """``prefix``, a ``"pad"`` string member filling the frame to `FRAME_SIZE`, ``suffix``."""
+def _padded(prefix: str, suffix: str, size: int = FRAME_SIZE) -> str:
+    """``prefix``, a ``"pad"`` string member filling the frame to ``size``, ``suffix``."""
     head = prefix + ',"pad":"'
-    return head + "x" * (FRAME_SIZE - len(head) - 1 - len(suffix)) + '"' + suffix
+    return head + "x" * (size - len(head) - 1 - len(suffix)) + '"' + suffix
 
 
 # Frames tuned to pass the structural budget a server applies (SERVER_MAX_*): as many containers or
@@ -97,10 +98,18 @@ class Shape:
             return _fill('{"jsonrpc":"2.0","method":"hostile","params":{"a":[', '{"id":1}', ']},"id":1}')
         if self.key == "keys":
             return _keys('{"jsonrpc":"2.0","id":1,"method":"hostile","params":{', "}}", 330_000)
-        if self.key == "lists-budget":
-            return _padded(_REQUEST + '"a":[' + ",".join(["[[],[]]"] * _AT_CONTAINERS) + "]", "}}")
-        if self.key == "keys-budget":
-            return _padded(_keys(_REQUEST, "", _AT_MEMBERS), "}}")
+        if self.key in ("lists-budget", "lists-inline"):
+            size = FRAME_SIZE if self.key == "lists-budget" else THREAD_LIMIT
+            return _padded(_REQUEST + '"a":[' + ",".join(["[[],[]]"] * _AT_CONTAINERS) + "]", "}}", size)
+        if self.key in ("keys-budget", "keys-inline"):
+            size = FRAME_SIZE if self.key == "keys-budget" else THREAD_LIMIT
+            return _padded(_keys(_REQUEST, "", _AT_MEMBERS), "}}", size)
+        if self.key == "inline-max":
+            # INLINE_CONTAINERS and INLINE_MEMBERS exactly: lists of one-member objects.
+            units = (INLINE_CONTAINERS - 3) // 3
+            body = ",".join(['[{"k":0},{"k":0}]'] * units)
+            keys = "".join(f',"k{i}":0' for i in range(INLINE_MEMBERS - 6 - 2 * units))
+            return _padded(_REQUEST + '"a":[' + body + "]" + keys, "}}", THREAD_LIMIT)
         if self.key == "scalars":
             return _fill(_REQUEST + '"a":[', "0", "]}}")
         if self.key == "tool-keys-budget":
@@ -129,6 +138,9 @@ SHAPES: Final = (
     Shape("tool-keys", "300k keys in tools/call arguments (serve_mcp)", "mcp"),
     Shape("lists-budget", f"{_AT_CONTAINERS * 3:,} containers, padded (at the budget)", "echo"),
     Shape("keys-budget", f"{_AT_MEMBERS:,} object keys, padded (at the budget)", "echo"),
+    Shape("lists-inline", f"{_AT_CONTAINERS * 3:,} containers in a 1 MiB frame", "echo"),
+    Shape("keys-inline", f"{_AT_MEMBERS:,} object keys in a 1 MiB frame", "echo"),
+    Shape("inline-max", "the heaviest 1 MiB frame still decoded inline", "echo"),
     Shape("scalars", "2 million numbers in one array (no budget applies)", "echo"),
     Shape("tool-keys-budget", f"{_AT_TOOL_MEMBERS:,} keys in tools/call arguments (serve_mcp)", "mcp"),
 )

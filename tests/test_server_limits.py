@@ -150,8 +150,9 @@ async def test_message_size_is_counted_in_bytes() -> None:
 async def test_decodes_never_pause_the_collector_and_large_ones_run_one_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """The mechanism: frames up to THREAD_LIMIT inline, larger ones in a worker thread one at
-    a time, and the cyclic garbage collector enabled throughout."""
+    """The mechanism: light frames up to THREAD_LIMIT inline; larger ones, and heavy ones of
+    any size, in a worker thread one at a time; over-budget ones refused without a decode;
+    and the cyclic garbage collector enabled throughout."""
     calls: list[tuple[int, bool, bool]] = []
     running_now = 0
     overlap = 0
@@ -177,6 +178,16 @@ async def test_decodes_never_pause_the_collector_and_large_ones_run_one_at_a_tim
     medium = (
         '{"jsonrpc":"2.0","id":2,"method":"x","params":{"pad":"' + "x" * (offload.THREAD_LIMIT // 2) + '"}}'
     )
+    heavy = (
+        '{"jsonrpc":"2.0","id":3,"method":"x","params":{"a":['
+        + ",".join(["[]"] * offload.INLINE_CONTAINERS)
+        + "]}}"
+    )
+    refused = (
+        '{"jsonrpc":"2.0","id":4,"method":"x","params":{"a":['
+        + ",".join(["[]"] * SERVER_MAX_CONTAINERS)
+        + "]}}"
+    )
     assert gc.isenabled()
     with trio.fail_after(20):
         async with running(answer_small) as info:
@@ -190,8 +201,10 @@ async def test_decodes_never_pause_the_collector_and_large_ones_run_one_at_a_tim
 
                     nursery.start_soon(send_large)
             async with open_websocket_url(info.url) as ws:
-                await ws.send_message(medium)
-                await ws.get_message()
+                await ws.send_message(refused)  # answered by nobody: the handler drops errors
+                for frame in (medium, heavy):
+                    await ws.send_message(frame)
+                    await ws.get_message()
             async with websocket_client(info.url) as (read, write):
                 await write.send(rpc_request(5))
                 assert isinstance(await read.receive(), SessionMessage)
@@ -200,9 +213,9 @@ async def test_decodes_never_pause_the_collector_and_large_ones_run_one_at_a_tim
     large_calls = [call for call in calls if call[0] > offload.THREAD_LIMIT]
     assert len(large_calls) == 4
     assert not any(on_main for _, on_main, _ in large_calls)
-    inline_calls = [call for call in calls if call[0] <= offload.THREAD_LIMIT]
-    assert any(size == len(medium) for size, _, _ in inline_calls)
-    assert all(on_main for _, on_main, _ in inline_calls)
+    assert [on_main for size, on_main, _ in calls if size == len(medium)] == [True]
+    assert [on_main for size, on_main, _ in calls if size == len(heavy)] == [False]
+    assert not [call for call in calls if call[0] == len(refused)]  # refused before any decode
     assert overlap == 1  # the limiter: one large decode at a time
 
 

@@ -62,7 +62,7 @@ from pydantic_core import InitErrorDetails
 from ._errors import MessageDecodeError
 from ._options import MAX_CONTAINERS, MAX_MEMBERS
 
-__all__ = ["check_budget", "decode", "encode"]
+__all__ = ["check_budget", "decode", "encode", "over_budget", "structure"]
 
 PARSE_ERROR: Final = -32700
 INVALID_REQUEST: Final = -32600
@@ -231,19 +231,33 @@ def check_budget(
     """
     if len(frame) <= min(max_containers, max_members):
         return  # too short to exceed either limit: every counted character is one byte
+    error = over_budget(frame, structure(frame), max_containers=max_containers, max_members=max_members)
+    if error is not None:
+        try:
+            raise error
+        finally:
+            del error  # no cycle: error -> traceback -> this frame -> error
+
+
+def structure(frame: str | bytes) -> tuple[int, int]:
+    """``(containers, members)`` of a frame: its ``{`` and ``[``, and its ``:``, strings included."""
     if isinstance(frame, str):
-        containers = frame.count("{") + frame.count("[")
-        members = frame.count(":") if containers <= max_containers else 0
-    else:
-        containers = frame.count(b"{") + frame.count(b"[")
-        members = frame.count(b":") if containers <= max_containers else 0
+        return frame.count("{") + frame.count("["), frame.count(":")
+    return frame.count(b"{") + frame.count(b"["), frame.count(b":")
+
+
+def over_budget(
+    frame: str | bytes, counts: tuple[int, int], *, max_containers: int, max_members: int
+) -> MessageDecodeError | None:
+    """The error `check_budget` raises for a frame of these `structure` counts, or None."""
+    containers, members = counts
     if containers > max_containers:
         what = f"{containers} objects and arrays (at most {max_containers})"
     elif members > max_members:
         what = f"{members} object members (at most {max_members})"
     else:
-        return
-    raise MessageDecodeError(
+        return None
+    return MessageDecodeError(
         f"message too complex to decode: {what}",
         frame=frame,
         code=INVALID_REQUEST,

@@ -2,26 +2,27 @@
 
 Decoding is synchronous and its cost grows with the objects a frame builds, not its size: a
 4 MiB frame of ``[],[],...`` builds 1.4 million lists and took 1.6 s with the cyclic garbage
-collector running (most of it collection passes over the new lists) and 170 MiB. Three
+collector running (most of it collection passes over the new lists) and 170 MiB. Four
 things bound it, none of which touches the collector (pausing it process-wide, as this
 module once did, lets every other thread's garbage pile up and makes the next pass longer):
 
 - the codec's structural budget (`trio_mcp_ws._codec.check_budget`) refuses a frame with
-  more containers or members than any real message holds, with C-speed counts, before the
-  parser allocates anything: the costliest frames are refused in a few milliseconds;
-- frames over `THREAD_LIMIT` are decoded in a worker thread. pydantic-core holds the GIL
+  more containers or members than the connection allows, with C-speed counts, before the
+  parser allocates anything: the costliest frames are refused in a few milliseconds, on
+  the event loop;
+- frames over `THREAD_LIMIT`, or with more structure than `INLINE_CONTAINERS` or
+  `INLINE_MEMBERS`, are *heavy*: decoded in a worker thread. pydantic-core holds the GIL
   for each parse, so this does not make a parse concurrent; it lets the event loop run
-  between the Python-level steps of a decode (the budget counts, the checks, validation),
-  and keeps the loop free while the frame's text is decoded from UTF-8;
-- those large decodes run one at a time, process-wide (per ``trio.run``), in FIFO order
-  for every connection: the decode memory budget. At most one large frame is being turned
-  into objects at a time (at most ~40 times its size, and the structural budget caps that
-  further), however many connections send them;
-- and they are paced (`LARGE_DECODE_SHARE`): after a large decode, the next one waits as
-  long as this one took. A parse holds the GIL from start to end (50-100 ms for the largest
-  frames the budget admits), and the event loop needs the GIL after every system call: with
-  large decodes back to back, one round trip of another connection waited behind several of
-  them (p99 240-330 ms under 8 attackers); with the pause it waits behind at most one.
+  between the Python-level steps of a decode (the checks, validation) and lets the pacing
+  below apply;
+- heavy decodes run one at a time, process-wide (per ``trio.run``), in FIFO order for every
+  connection: the decode memory budget. At most one heavy frame is being turned into
+  objects at a time, however many connections send them;
+- and they are paced (`LARGE_DECODE_SHARE`): after a heavy decode, the next one waits as
+  long as this one took. A parse holds the GIL from start to end (10-100 ms for the largest
+  frames a budget admits), and the event loop needs the GIL after every system call: with
+  heavy decodes back to back, one round trip of another connection waited behind several
+  of them (p99 240-330 ms under 8 attackers); with the pause it waits behind at most one.
 
 A rejected frame is freed by reference counting alone. `decode_value` returns the
 `MessageDecodeError` as a value with no traceback (a traceback would keep the decoding
@@ -35,12 +36,13 @@ reason: the traceback refers to the caller's own frame, which refers to the erro
 from __future__ import annotations
 
 import math
+import sys
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Final
 
 import trio
 
-from ._codec import decode
+from ._codec import decode, over_budget, structure
 from ._errors import MessageDecodeError
 from ._options import MAX_CONTAINERS, MAX_MEMBERS
 
@@ -50,7 +52,9 @@ if TYPE_CHECKING:
     from mcp_types import JSONRPCMessage
 
 __all__ = [
+    "INLINE_CONTAINERS",
     "INLINE_LIMIT",
+    "INLINE_MEMBERS",
     "LARGE_DECODES",
     "LARGE_DECODE_SHARE",
     "THREAD_LIMIT",
@@ -62,14 +66,27 @@ __all__ = [
 ]
 
 THREAD_LIMIT: Final = 1024 * 1024
-"""Frames up to this size (characters or bytes) are decoded inline, on the event loop.
+"""Frames over this size (characters or bytes) are decoded in a worker thread, paced."""
 
-Within the structural budget such a frame decodes in at most ~25 ms, and an ordinary one
-(a 100 KB tool result) in ~20 us, less than a thread hand-off costs."""
+INLINE_CONTAINERS: Final = 4096
+"""Frames with more objects and arrays than this are decoded in a worker thread, paced,
+whatever their size."""
 
-INLINE_LIMIT: Final = THREAD_LIMIT
-"""The largest frame that is never decoded in a worker thread (tests that must not start a
-thread, under an autojump clock, keep their frames this small)."""
+INLINE_MEMBERS: Final = 8192
+"""Frames with more object members than this are decoded in a worker thread, paced.
+
+With both bounds a frame decoded inline costs at most ~1-3 ms: eight connections sending
+1 MiB frames of 32,768 containers each, decoded on the event loop, pushed another client's
+p99 round trip to 207 ms. Realistic messages of up to ~250 KB (a tools/list answer: ~470
+containers and ~1,000 members) stay inline, where a decode costs less than a hand-off."""
+
+INLINE_LIMIT: Final = min(INLINE_CONTAINERS, INLINE_MEMBERS)
+"""The largest frame that is never decoded in a worker thread: too short to be heavy, so
+not even counted (tests that must not start a thread, under an autojump clock, keep their
+frames this small)."""
+
+# The budget was checked before the decode (`decode_message`): the decode need not count again.
+_CHECKED: Final = sys.maxsize
 
 LARGE_DECODES: Final = 1
 """Large frames decoded at once, process-wide. One: the GIL runs one parse at a time anyway,
@@ -154,19 +171,27 @@ def decode_value(
 async def decode_message(
     frame: str | bytes, *, max_containers: int = MAX_CONTAINERS, max_members: int = MAX_MEMBERS
 ) -> JSONRPCMessage | MessageDecodeError:
-    """`decode_value`, inline when small, else in a worker thread, one at a time and paced.
+    """`decode_value`: refused at once over budget, inline when light, else in a thread.
 
-    What the pump calls: nothing is raised, so no traceback can tie a rejected frame to a
-    stack frame, and the error is freed with the last reference to it.
+    Heavy frames go to the worker thread one at a time, paced. What the pump calls: nothing
+    is raised, so no traceback can tie a rejected frame to a stack frame, and the error is
+    freed with the last reference to it.
     """
-    if len(frame) <= THREAD_LIMIT:
+    if len(frame) <= INLINE_LIMIT:
         return decode_value(frame, max_containers, max_members)
+    counts = structure(frame)
+    refused = over_budget(frame, counts, max_containers=max_containers, max_members=max_members)
+    if refused is not None:
+        return refused  # made, never raised: no traceback
+    containers, members = counts
+    if len(frame) <= THREAD_LIMIT and containers <= INLINE_CONTAINERS and members <= INLINE_MEMBERS:
+        return decode_value(frame, _CHECKED, _CHECKED)
     large = _large_decodes()
     async with large.pacer.turn():
         # abandon_on_cancel: a cancelled connection does not wait for its decode; the thread
         # finishes in the background and only then frees its limiter slot.
         return await trio.to_thread.run_sync(
-            decode_value, frame, max_containers, max_members, limiter=large.limiter, abandon_on_cancel=True
+            decode_value, frame, _CHECKED, _CHECKED, limiter=large.limiter, abandon_on_cancel=True
         )
 
 

@@ -74,9 +74,10 @@ Any peer may connect, and each may keep a message alive: with 8 connections hold
 131,072 containers each, one full collection took 200-330 ms, stalling every connection.
 Real requests are far smaller (tool arguments are parameters, not datasets)."""
 
-SERVER_MAX_MEMBERS: Final = 131_072
-"""`MAX_MEMBERS` for what a server receives: parsing 131,072 members holds the GIL ~25-40 ms
-(262,144 took 50-100 ms, and several such parses in a row stall the event loop)."""
+SERVER_MAX_MEMBERS: Final = 65_536
+"""`MAX_MEMBERS` for what a server receives. A parse holds the GIL from start to end:
+262,144 members took 50-100 ms and 131,072 still 40-110 ms on a busy machine, enough for
+another connection's round trip to miss 100 ms; 65,536 take 10-25 ms."""
 
 
 @dataclass(frozen=True, slots=True)
