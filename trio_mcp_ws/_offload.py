@@ -179,19 +179,23 @@ async def decode_message(
     """
     if len(frame) <= INLINE_LIMIT:
         return decode_value(frame, max_containers, max_members)
-    counts = structure(frame)
-    refused = over_budget(frame, counts, max_containers=max_containers, max_members=max_members)
-    if refused is not None:
-        return refused  # made, never raised: no traceback
-    containers, members = counts
-    if len(frame) <= THREAD_LIMIT and containers <= INLINE_CONTAINERS and members <= INLINE_MEMBERS:
-        return decode_value(frame, _CHECKED, _CHECKED)
+    if len(frame) <= THREAD_LIMIT:
+        # Counting costs ~1 ms a MiB: done here, it tells whether the frame is heavy.
+        counts = structure(frame)
+        refused = over_budget(frame, counts, max_containers=max_containers, max_members=max_members)
+        if refused is not None:
+            return refused  # made, never raised: no traceback
+        containers, members = counts
+        if containers <= INLINE_CONTAINERS and members <= INLINE_MEMBERS:
+            return decode_value(frame, _CHECKED, _CHECKED)
+        max_containers = max_members = _CHECKED
+    # A large frame is counted in the thread too: its counts alone hold the GIL for ms.
     large = _large_decodes()
     async with large.pacer.turn():
         # abandon_on_cancel: a cancelled connection does not wait for its decode; the thread
         # finishes in the background and only then frees its limiter slot.
         return await trio.to_thread.run_sync(
-            decode_value, frame, _CHECKED, _CHECKED, limiter=large.limiter, abandon_on_cancel=True
+            decode_value, frame, max_containers, max_members, limiter=large.limiter, abandon_on_cancel=True
         )
 
 
