@@ -26,6 +26,7 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from trio_mcp_ws import MessageDecodeError, decode, encode
+from trio_mcp_ws._codec import structure
 from trio_mcp_ws.strategies import (
     HOSTILE_KINDS,
     POLICY_KINDS,
@@ -130,3 +131,15 @@ def outcome(frame: str | bytes) -> t.JSONRPCMessage | int:
         return decode(frame)
     except MessageDecodeError as error:
         return error.code
+
+
+@given(st.one_of(st.text(), st.text(alphabet='{[:]} "\\é\ud800x', max_size=200), st.binary()))
+def test_structure_counts_what_str_count_counts(frame: str | bytes) -> None:
+    # The budget's fast count (bytes removed by deletion) against the plain one, including
+    # lone surrogates in text and invalid UTF-8 in bytes.
+    brackets, colon = ("{", "["), ":"
+    if isinstance(frame, bytes):
+        expected = (frame.count(b"{") + frame.count(b"["), frame.count(b":"))
+    else:
+        expected = (sum(frame.count(c) for c in brackets), frame.count(colon))
+    assert structure(frame) == expected

@@ -32,8 +32,8 @@ exact check:
 Before any of that, a structural budget (`check_budget`) refuses a frame that would build
 more Python objects than any real message needs: a 4 MiB frame of ``[],[],...`` builds 1.4
 million lists, costing seconds of CPU (mostly cyclic-GC passes over them) and ~40 times its
-size in memory. The budget is counted with ``str.count``/``bytes.count`` (about 1 ms a
-count for 4 MiB), before the parser allocates anything.
+size in memory. The budget is counted at C speed (`structure`: ~9 us for 100 KB of text,
+a few ms for a dense 4 MiB frame), before the parser allocates anything.
 
 A rejected frame is freed by reference counting alone: `MessageDecodeError` keeps only a
 short excerpt, and the pydantic error chained as its cause is a copy without the input
@@ -220,10 +220,9 @@ def check_budget(
 ) -> None:
     """Refuse a frame holding more objects and arrays, or object members, than allowed.
 
-    The bounds are ``max_containers`` and ``max_members``. Counted on the raw frame with
-    ``str.count``/``bytes.count`` (C speed, no allocation), so it is cheap enough to run on
-    every frame before parsing. The counts include characters inside strings, so they never
-    undercount.
+    The bounds are ``max_containers`` and ``max_members``. Counted on the raw frame at C
+    speed (`structure`), so it is cheap enough to run on every frame before parsing. The
+    counts include characters inside strings, so they never undercount.
 
     Raises:
         MessageDecodeError: Code ``-32600``; ``request_id`` is the id when the frame starts
@@ -240,10 +239,18 @@ def check_budget(
 
 
 def structure(frame: str | bytes) -> tuple[int, int]:
-    """``(containers, members)`` of a frame: its ``{`` and ``[``, and its ``:``, strings included."""
-    if isinstance(frame, str):
-        return frame.count("{") + frame.count("["), frame.count(":")
-    return frame.count(b"{") + frame.count(b"["), frame.count(b":")
+    """``(containers, members)`` of a frame: its ``{`` and ``[``, and its ``:``, strings included.
+
+    Counted as the bytes that deleting each character removes: ``bytes.replace`` finds a
+    single byte with ``memchr``, where ``str.count`` and ``bytes.count`` test every
+    character, so a realistic frame (these characters are sparse) is counted ~15 times
+    faster (9 us instead of 126 us for 100 KB of text). A dense, hostile frame costs up to
+    ~3 times more than counting, in the paced worker thread.
+    """
+    data = frame if isinstance(frame, bytes) else frame.encode("utf-8", "surrogatepass")
+    size = len(data)
+    containers = 2 * size - len(data.replace(b"{", b"")) - len(data.replace(b"[", b""))
+    return containers, size - len(data.replace(b":", b""))
 
 
 def over_budget(
