@@ -159,8 +159,8 @@ def decode_value(
 
     The returned `MessageDecodeError` has no traceback, nor have its cause and context, so
     nothing it refers to holds the frame: dropping the error frees everything the decode
-    built, by reference counting alone. For a caller on the event loop with a frame of at
-    most `THREAD_LIMIT`; `decode_frame` decides where larger ones run.
+    built, by reference counting alone. Synchronous: `decode_message` decides whether a
+    frame is decoded so, on the event loop, or in the paced worker thread.
     """
     try:
         return decode(frame, max_containers=max_containers, max_members=max_members)

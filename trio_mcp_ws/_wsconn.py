@@ -154,7 +154,7 @@ class WsConnection:
         self._rx = bytearray(leftover)  # received bytes not parsed yet, from a frame boundary
         self._owed = 0  # bytes of the frame being handed to wsproto still to hand over
         self._fragmented = False  # a fragmented message is in progress (wsproto's to parse)
-        self._until_checkpoint = FRAMES_PER_CHECKPOINT  # see `_tick`
+        self._until_checkpoint = FRAMES_PER_CHECKPOINT  # see `_checkpoint`
 
     def __repr__(self) -> str:
         role = "client" if self.client else "server"
@@ -463,7 +463,9 @@ class WsConnection:
                     if text is not None:
                         pos = end
                         await sink(text)
-                        await self._tick()
+                        self._until_checkpoint -= 1
+                        if not self._until_checkpoint:
+                            await self._checkpoint()
                         continue
                     # Not UTF-8: wsproto parses the frame and reports it (1007).
                 # wsproto's frame: track fragmentation from its header, then hand it over.
@@ -489,15 +491,19 @@ class WsConnection:
         for event in self._proto.events():
             if not await self._on_event(event, sink) or self._aborted:
                 return False
-            await self._tick()
+            self._until_checkpoint -= 1
+            if not self._until_checkpoint:
+                await self._checkpoint()
         return True
 
-    async def _tick(self) -> None:
-        """Count one frame acted on; every `FRAMES_PER_CHECKPOINT`, let other tasks run."""
-        self._until_checkpoint -= 1
-        if not self._until_checkpoint:
-            self._until_checkpoint = FRAMES_PER_CHECKPOINT
-            await trio.lowlevel.checkpoint()
+    async def _checkpoint(self) -> None:
+        """Let other tasks run: the reader has acted on `FRAMES_PER_CHECKPOINT` frames.
+
+        The callers count down ``_until_checkpoint`` themselves, so a frame costs no
+        coroutine call until the count runs out.
+        """
+        self._until_checkpoint = FRAMES_PER_CHECKPOINT
+        await trio.lowlevel.checkpoint()
 
     async def _on_event(self, event: Event, sink: Sink) -> bool:
         """Act on one wsproto event; False when the reader should stop."""
